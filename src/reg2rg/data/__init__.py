@@ -1,0 +1,1 @@
+"""Study records, readers, validation, preprocessing, the preprocessing cache and synthetic phantoms."""

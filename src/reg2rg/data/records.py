@@ -1,0 +1,38 @@
+"""One validated record per study: where its volume, masks and reports are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class MaskFolder:
+    """SAT-style masks: one binary NIfTI per region, ``files[region] -> path``."""
+
+    folder: Path
+    files: dict[str, Path]
+
+
+@dataclass(frozen=True)
+class LabelMap:
+    """One integer label map plus ``classes[region] -> label values`` that make up each region."""
+
+    path: Path
+    classes: dict[str, tuple[int, ...]]
+
+
+MaskSource = MaskFolder | LabelMap
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A study as readers produce it; ``region_reports`` holds canonical region names -> non-empty text."""
+
+    study_id: str
+    split: str
+    volume: Path
+    masks: MaskSource
+    region_reports: dict[str, str]
+    report: str = ""
+    labels: dict[str, int] = field(default_factory=dict)
