@@ -1,0 +1,32 @@
+"""Benchmarks, each against a reference measured in the same run.
+
+    python scripts/benchmark.py data [--json PATH] [--studies 2] [--shape 480 480 240]
+    python scripts/benchmark.py flops [--json PATH]
+    python scripts/benchmark.py evaluation [--json PATH]
+"""
+
+import argparse
+import importlib
+import json
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="name", required=True)
+    data = commands.add_parser("data", help="training-sample production: cache vs official per-sample path")
+    data.add_argument("--studies", type=int, default=2)
+    data.add_argument("--shape", type=int, nargs=3, default=(480, 480, 240))
+    data.add_argument("--repeats", type=int, default=3)
+    data.add_argument("--reference-studies", type=int, default=1)
+    data.add_argument("--workdir", default=None, help="where the temporary dataset goes (needs ~0.2 GB per study)")
+    commands.add_parser("flops", help="training FLOPs per sample at LLaMA2-7B geometry: ours vs reference design")
+    commands.add_parser("evaluation", help="metric protocol wall time: ours vs the official per-sample approach")
+    for command in commands.choices.values():
+        command.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
+    args = vars(parser.parse_args())
+    module = importlib.import_module(f"reg2rg.benchmarks.{args.pop('name')}")
+    print(json.dumps(module.run(**args), indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Benchmarks behind scripts/benchmark.py; each module has a ``run(...) -> dict``."""

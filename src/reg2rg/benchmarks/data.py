@@ -1,0 +1,108 @@
+"""Data path benchmark: one training sample from our cache vs the official per-sample path.
+
+Both run in the same invocation on the same RadGenome-sized synthetic studies, each in a fresh
+single-threaded process (so times are per CPU core and peak memory is per worker):
+- reference: decode the volume and the 10 masks to float64 with nibabel, MONAI CropForeground
+  + Resize (area) per region and for image + masks, window (reg2rg.data.reference);
+- ours: ``CachedRegionDataset[i]`` (decode the int16 crop, cut + resize 10 texture crops,
+  read the precomputed global image and geometry masks).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+from reg2rg.constants import REGIONS
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _time_ours(cache_dir: str, repeats: int) -> dict:
+    import torch
+
+    from reg2rg.data.dataset import CachedRegionDataset
+    from reg2rg.data.preprocessing import PreprocessConfig
+
+    torch.set_num_threads(1)
+    dataset = CachedRegionDataset(cache_dir, "train", PreprocessConfig())
+    dataset[0]  # warm-up: imports and allocator
+    times = []
+    for repeat in range(repeats):
+        dataset.set_epoch(repeat)
+        for i in range(len(dataset)):
+            start = time.perf_counter()
+            sample = dataset[i]
+            times.append(time.perf_counter() - start)
+            assert sample["texture"].shape[0] == len(REGIONS)
+    return {"seconds": times, "peak_rss_mb": _peak_rss_mb()}
+
+
+def _time_reference(volume: str, masks: dict[str, str]) -> dict:
+    import torch
+
+    from reg2rg.data.preprocessing import PreprocessConfig
+    from reg2rg.data.reference import reference_sample
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    reference_sample(volume, masks, PreprocessConfig())
+    return {"seconds": [time.perf_counter() - start], "peak_rss_mb": _peak_rss_mb()}
+
+
+def _in_fresh_process(function, *args) -> dict:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(function, args)
+
+
+def run(json_path: str | None = None, studies: int = 2, shape: tuple[int, int, int] = (480, 480, 240),
+        repeats: int = 3, reference_studies: int = 1, workdir: str | None = None) -> dict:
+    """Measure both paths; writes ``json_path`` when given and returns the figures."""
+    from reg2rg.data.build import build_cache
+    from reg2rg.data.preprocessing import PreprocessConfig
+    from reg2rg.data.readers.radgenome import RadGenomeReader
+    from reg2rg.data.synthetic import SyntheticConfig, write_dataset
+
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        root = Path(tmp) / "radgenome"
+        start = time.perf_counter()
+        write_dataset(root, SyntheticConfig(n_train=studies, n_valid=1, shape=tuple(shape), seed=0))
+        generate_s = time.perf_counter() - start
+        records = RadGenomeReader(root).read("train").records
+        report = build_cache(records, Path(tmp) / "cache", "train", PreprocessConfig(), workers=1)
+        ours = _in_fresh_process(_time_ours, str(Path(tmp) / "cache"), repeats)
+        reference = {"seconds": [], "peak_rss_mb": 0.0}
+        for record in records[:reference_studies]:
+            files = {r: str(p) for r, p in record.masks.files.items()}
+            result = _in_fresh_process(_time_reference, str(record.volume), files)
+            reference["seconds"] += result["seconds"]
+            reference["peak_rss_mb"] = max(reference["peak_rss_mb"], result["peak_rss_mb"])
+
+    ours_s = sum(ours["seconds"]) / len(ours["seconds"])
+    reference_s = sum(reference["seconds"]) / len(reference["seconds"])
+    figures = {
+        "reference_s_per_sample": round(reference_s, 3),
+        "ours_s_per_sample": round(ours_s, 4),
+        "speedup": round(reference_s / ours_s, 1),
+        "peak_rss_mb": round(ours["peak_rss_mb"], 1),
+        "reference_peak_rss_mb": round(reference["peak_rss_mb"], 1),
+        "ours_samples_per_s_per_core": round(1 / ours_s, 2),
+        "studies": studies,
+        "shape": list(shape),
+        "ours_samples_timed": len(ours["seconds"]),
+        "reference_samples_timed": len(reference["seconds"]),
+        "synthetic_generation_s_per_study": round(generate_s / (studies + 1), 2),
+        "cache_build_s_per_study": round(report["seconds"] / max(report["built"], 1), 2),
+        "cache_mb_per_study": round(report["cache_bytes"] / 1e6 / report["usable"], 2),
+        "source_mb_per_study": round(report["source_bytes"] / 1e6 / report["usable"], 2),
+        "cache_to_source_size": round(report["cache_bytes"] / report["source_bytes"], 3),
+    }
+    if json_path:
+        Path(json_path).write_text(json.dumps(figures, indent=2))
+    return figures

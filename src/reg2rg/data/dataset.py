@@ -1,0 +1,101 @@
+"""Training and evaluation samples from the preprocessing cache.
+
+A sample (the contract the model consumes)::
+
+    study_id        str
+    image           float32 (1, X, Y, Z)     windowed global volume in [-1, 1]
+    texture         float32 (R, 1, X, Y, Z)  LFD crops (lfd=False: masked uncropped volumes)
+    geometry        float32 (R, 1, X, Y, Z)  uncropped region masks resized with the image, in [0, 1]
+    regions         list[str] (R)            area names in prompt order (region i is regions[i])
+    region_reports  list[str] (R)
+    report          str                      the whole report
+    labels          dict[str, int]           CT-RATE labels when the dataset has them
+
+Region order: shuffled on every draw when ``shuffle_regions`` (Reg2RG's region-report
+alignment), canonical otherwise. The shuffle is seeded by (seed, epoch, index), so a resumed
+run draws the same orders as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from reg2rg.constants import REGIONS
+from reg2rg.data.build import read_index
+from reg2rg.data.cache import CachedStudy
+from reg2rg.data.preprocessing import PreprocessConfig
+
+log = logging.getLogger(__name__)
+
+
+def load_sample(study: CachedStudy, entry: dict, cfg: PreprocessConfig, regions: list[str], lfd: bool = True) -> dict:
+    """Assemble one sample of ``study`` with ``regions`` in the given order."""
+    crop = study.texture if lfd else study.masked_volume
+    return {
+        "study_id": entry["study_id"],
+        "image": study.global_image(cfg)[None],
+        "texture": torch.stack([crop(r, cfg) for r in regions])[:, None],
+        "geometry": torch.stack([study.geometry(r, cfg) for r in regions])[:, None],
+        "regions": list(regions),
+        "region_reports": [entry["region_reports"][r] for r in regions],
+        "report": entry.get("report", ""),
+        "labels": entry.get("labels", {}),
+    }
+
+
+class CachedRegionDataset(Dataset):
+    """Samples of one split of a preprocessing cache (``scripts/preprocess.py`` builds it)."""
+
+    def __init__(self, cache_dir: str | Path, split: str, preprocessing: PreprocessConfig | dict | None = None,
+                 lfd: bool = True, shuffle_regions: bool = True, seed: int = 0, max_bad_reads: int = 16):
+        self.cache_dir = Path(cache_dir)
+        self.split = split
+        self.cfg = preprocessing if isinstance(preprocessing, PreprocessConfig) else PreprocessConfig(**(preprocessing or {}))
+        self.lfd = lfd
+        self.shuffle_regions = shuffle_regions
+        self.seed = seed
+        self.epoch = 0
+        self.max_bad_reads = max_bad_reads
+        self.bad_reads: dict[str, str] = {}
+        self.entries = [e for e in read_index(self.cache_dir, split) if self._regions(e)]
+        if not self.entries:
+            raise ValueError(f"{self.cache_dir / (split + '.jsonl')}: no study with a usable region report")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Region orders depend on the epoch; call this at the start of every epoch."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @staticmethod
+    def _regions(entry: dict) -> list[str]:
+        """Canonical-order regions that have both a usable mask and a report."""
+        usable = set(entry["regions"])
+        return [r for r in REGIONS if r in usable and entry["region_reports"].get(r)]
+
+    def region_order(self, index: int) -> list[str]:
+        regions = self._regions(self.entries[index])
+        if self.shuffle_regions:
+            order = np.random.default_rng([self.seed, self.epoch, index]).permutation(len(regions))
+            regions = [regions[i] for i in order]
+        return regions
+
+    def __getitem__(self, index: int) -> dict:
+        # A study whose cache file went bad since the build is logged, counted and replaced by
+        # the next one, so that a long epoch never dies on one file.
+        for attempt in range(self.max_bad_reads):
+            i = (index + attempt) % len(self.entries)
+            entry = self.entries[i]
+            try:
+                with CachedStudy(self.cache_dir / entry["file"]) as study:
+                    return load_sample(study, entry, self.cfg, self.region_order(i), self.lfd)
+            except Exception as error:  # noqa: BLE001 - any unreadable file is the same problem here
+                self.bad_reads[entry["study_id"]] = f"{type(error).__name__}: {error}"
+                log.error("unreadable cache file for study %s (%s); using the next study", entry["study_id"], error)
+        raise RuntimeError(f"{self.max_bad_reads} consecutive unreadable cache files from {self.cache_dir}: rebuild the cache")
