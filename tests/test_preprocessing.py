@@ -92,6 +92,7 @@ def test_cache_serves_a_size_it_did_not_precompute(study, tmp_path):
     with CachedStudy(tmp_path / "vol.npz") as cached:
         torch.testing.assert_close(cached.global_image(other), reference["image"], atol=1e-6, rtol=0)
         torch.testing.assert_close(cached.geometry("lung", other), reference["geometry"]["lung"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(cached.texture("heart", other), reference["texture"]["heart"], atol=1e-6, rtol=0)
 
 
 def test_lfd_off_is_the_masked_volume_in_the_image_frame(study, tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from reg2rg.data.cache import CACHE_VERSION, build_study, read_meta
+from reg2rg.data.cache import CACHE_VERSION, build_study, precomputed_params, read_meta
 from reg2rg.data.errors import SkipLog, StudyError
 from reg2rg.data.preprocessing import PreprocessConfig
 from reg2rg.data.records import LabelMap, MaskFolder, StudyRecord
@@ -37,8 +37,8 @@ def _is_current(path: Path, cfg: PreprocessConfig) -> bool:
         meta = read_meta(path)
     except Exception:  # a truncated or foreign file: rebuild it
         return False
-    size = list(cfg.target_size) if cfg.interpolation == "area" else None
-    return meta.get("version") == CACHE_VERSION and meta.get("foreground_hu") == cfg.foreground_hu and meta.get("precomputed_size") == size
+    return (meta.get("version") == CACHE_VERSION and meta.get("foreground_hu") == cfg.foreground_hu
+            and meta.get("precomputed") == precomputed_params(cfg))
 
 
 def _build_one(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str) -> tuple[str, dict]:

@@ -1,17 +1,20 @@
 """The preprocessing cache: each study decoded and validated once, stored compactly.
 
-One ``<study_id>.npz`` per study (an uncompressed zip of uint8 blobs, loaded with
-``allow_pickle=False``), written to a temporary name and renamed into place:
+One ``<study_id>.npz`` per study (an uncompressed zip of uint8 blobs, read with
+``allow_pickle=False``), written under a temporary name and renamed into place:
 
 - ``meta``: JSON (format version, source grid, the image foreground box, per-region boxes,
-  dropped regions and why, the parameters the cache depends on);
-- ``volume``: the int16 HU volume cropped to the image foreground box (full resolution: the
-  texture crops are cut from it);
+  dropped regions and why, the parameters the precomputed arrays were made with, and the
+  dtype and shape of every array);
+- ``volume``: int16 HU cropped to the image foreground box, at full resolution;
 - ``mask_<i>``: region i's mask (i indexes ``REGIONS``), bit-packed, cropped to its own box;
-- ``global_sums`` / ``geometry_<i>``: the area-resized image and masks at the configured
-  target size, stored as exact integer bin sums (divide by the bin volumes to get exactly
-  what MONAI ``Resize`` gives). Samples at another size or interpolation are computed from
-  the full-resolution arrays instead (slower, same result as the reference pipeline).
+- ``image`` / ``texture_<i>`` / ``geometry_<i>``: the global image, the LFD texture crops and
+  the geometry masks, area-resized to the configured target size and stored as exact integer
+  bin sums (HU sums clamped to the window). Dividing by the bin volumes gives exactly what the
+  official MONAI pipeline gives, so a training sample is a few small decodes and divisions.
+
+Samples at another target size, window or interpolation, and the LFD-off ablation, are
+computed from the full-resolution arrays instead (slower, the same values as the reference).
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -37,32 +39,65 @@ log = logging.getLogger(__name__)
 CACHE_VERSION = 1
 
 
-def _region_key(kind: str, region: str) -> str:
+def _key(kind: str, region: str) -> str:
     return f"{kind}_{REGIONS.index(region)}"
+
+
+def _shape(box: Box) -> tuple[int, ...]:
+    return tuple(hi - lo for lo, hi in box)
+
+
+def precomputed_params(cfg: PreprocessConfig) -> dict | None:
+    """What the precomputed arrays depend on; None when they cannot be exact integers."""
+    if cfg.interpolation != "area" or any(v != int(v) for v in (*cfg.hu_window, cfg.background_hu)):
+        return None
+    return {"target_size": list(cfg.target_size), "hu_window": list(cfg.hu_window), "background_hu": cfg.background_hu}
 
 
 def _as_hu_int16(array: np.ndarray, path: str) -> tuple[np.ndarray, bool]:
     """The volume as int16 HU; float data is rounded (CT is integer HU). Returns (array, rounded)."""
-    if array.dtype == np.int16:
-        return array, False
-    if np.issubdtype(array.dtype, np.integer):
-        low, high = int(array.min()), int(array.max())
-        if low < -32768 or high > 32767:
-            raise StudyError(path, f"values {low}..{high} do not fit int16 HU", kind="value_range")
-        return array.astype(np.int16), False
-    rounded = np.rint(array)
+    rounded = array if np.issubdtype(array.dtype, np.integer) else np.rint(array)
     if rounded.min() < -32768 or rounded.max() > 32767:
-        raise StudyError(path, "values do not fit int16 HU", kind="value_range")
-    if not np.array_equal(rounded, array):
+        raise StudyError(path, f"values {rounded.min()}..{rounded.max()} do not fit int16 HU", kind="value_range")
+    was_rounded = rounded is not array and not np.array_equal(rounded, array)
+    if was_rounded:
         log.info("%s: non-integer HU rounded to int16 in the cache (error <= 0.5 HU)", path)
-        return rounded.astype(np.int16), True
-    return rounded.astype(np.int16), False
+    return rounded.astype(np.int16, copy=False), was_rounded
 
 
-def _exact_area_sums(block: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
-    """Integer bin sums of an area resize of an integer block (X, Y, Z) -> (size), int32."""
-    mean = resize(torch.from_numpy(block), size, "area")
-    return torch.round(mean * bin_volumes(block.shape, size)).to(torch.int32).numpy()
+def _smallest_int(values: np.ndarray) -> np.ndarray:
+    for dtype in (np.uint8, np.int16, np.int32):
+        info = np.iinfo(dtype)
+        if values.min() >= info.min and values.max() <= info.max:
+            return values.astype(dtype)
+    raise ValueError("bin sums exceed int32")
+
+
+def _resized_sums(block: np.ndarray, cfg: PreprocessConfig, hu: bool) -> np.ndarray:
+    """Exact integer bin sums of the area resize of an integer block (X, Y, Z) -> target size.
+
+    HU sums are clamped to the window times the bin volume, which changes nothing after
+    windowing and keeps them small.
+    """
+    volumes = bin_volumes(block.shape, cfg.target_size).double()
+    sums = torch.round(resize(torch.from_numpy(block), cfg.target_size, "area").double() * volumes)
+    if hu:
+        low, high = cfg.hu_window
+        sums = torch.minimum(torch.maximum(sums, low * volumes), high * volumes)
+    return _smallest_int(sums.to(torch.int64).numpy())
+
+
+class _Writer:
+    """Collects encoded arrays and their dtype/shape table for one study file."""
+
+    def __init__(self):
+        self.blobs: dict[str, np.ndarray] = {}
+        self.table: dict[str, dict] = {}
+
+    def add(self, key: str, array: np.ndarray) -> None:
+        is_mask = array.dtype == bool
+        self.blobs[key] = codec.encode_mask(array) if is_mask else codec.encode(array)
+        self.table[key] = {"dtype": "bool" if is_mask else str(array.dtype), "shape": list(array.shape)}
 
 
 def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str = "resample") -> dict:
@@ -77,11 +112,12 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
     if box is None:
         raise StudyError(record.volume, f"no voxel above {cfg.foreground_hu} HU: nothing to crop", kind="all_air")
     crop = hu[box_slices(box)]  # (X, Y, Z) full resolution, image foreground only
-    arrays = {"volume": codec.encode(crop)}
+    params = precomputed_params(cfg)
+    out = _Writer()
+    out.add("volume", crop)
+    if params:
+        out.add("image", _resized_sums(crop, cfg, hu=True))
     regions, dropped = {}, {}
-    precompute = cfg.interpolation == "area"
-    if precompute:
-        arrays["global_sums"] = codec.encode(_exact_area_sums(crop, cfg.target_size))
     for region in REGIONS:
         if region not in masks:
             continue
@@ -94,13 +130,12 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
         if texture_box is None:
             dropped[region] = f"no voxel above {cfg.foreground_hu} HU inside the mask"
             continue
-        arrays[_region_key("mask", region)] = codec.encode_mask(mask[box_slices(mask_box)])
         regions[region] = {"mask_box": mask_box, "texture_box": texture_box}
-        if precompute:
-            counts = _exact_area_sums(mask.view(np.uint8), cfg.target_size)
-            counts = counts.astype(np.uint8 if counts.max() <= 255 else np.uint16)
-            arrays[_region_key("geometry", region)] = codec.encode(counts)
-            regions[region]["geometry_dtype"] = str(counts.dtype)
+        out.add(_key("mask", region), mask[box_slices(mask_box)])
+        if params:
+            texture = np.where(mask[box_slices(texture_box)], crop[box_slices(texture_box)], np.int16(cfg.background_hu))
+            out.add(_key("texture", region), _resized_sums(texture, cfg, hu=True))
+            out.add(_key("geometry", region), _resized_sums(mask.view(np.uint8), cfg, hu=False))
     if not regions:
         reasons = "; ".join(f"{r}: {why}" for r, why in dropped.items()) or "no mask for any reported region"
         raise StudyError(record.volume, f"no usable region ({reasons})", kind="no_usable_region")
@@ -112,11 +147,12 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
         "box": box,
         "rounded_hu": rounded,
         "foreground_hu": cfg.foreground_hu,
-        "precomputed_size": list(cfg.target_size) if precompute else None,
+        "precomputed": params,
         "regions": regions,
         "dropped": dropped,
+        "arrays": out.table,
     }
-    write_npz(path, meta, arrays)
+    write_npz(path, meta, out.blobs)
     return meta
 
 
@@ -139,16 +175,8 @@ def read_meta(path: Path) -> dict:
         return json.loads(npz["meta"].tobytes())
 
 
-@dataclass(frozen=True)
-class _Box:
-    """A region's boxes in the coordinates of the cropped volume."""
-
-    mask: Box
-    texture: Box
-
-
 class CachedStudy:
-    """Read access to one cached study; decodes each array at most once."""
+    """Read access to one cached study."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -156,58 +184,64 @@ class CachedStudy:
         self.meta = json.loads(self._npz["meta"].tobytes())
         if self.meta.get("version") != CACHE_VERSION:
             raise StudyError(self.path, f"cache format {self.meta.get('version')} != {CACHE_VERSION}: rebuild it with scripts/preprocess.py", kind="stale_cache")
-        self.crop_shape = tuple(hi - lo for lo, hi in self.meta["box"])
+        self.crop_shape = _shape(self.meta["box"])
 
     @property
     def regions(self) -> list[str]:
         """The regions with a usable mask, in canonical order."""
         return list(self.meta["regions"])
 
-    def _boxes(self, region: str) -> _Box:
-        entry = self.meta["regions"][region]
-        return _Box(tuple(map(tuple, entry["mask_box"])), tuple(map(tuple, entry["texture_box"])))
+    def _array(self, key: str) -> np.ndarray:
+        spec = self.meta["arrays"][key]
+        if spec["dtype"] == "bool":
+            return codec.decode_mask(self._npz[key], tuple(spec["shape"]))
+        return codec.decode(self._npz[key], spec["dtype"], tuple(spec["shape"]))
+
+    def _box(self, region: str, kind: str) -> Box:
+        return tuple(map(tuple, self.meta["regions"][region][f"{kind}_box"]))
+
+    def _uses_precomputed(self, cfg: PreprocessConfig) -> bool:
+        return self.meta["precomputed"] is not None and self.meta["precomputed"] == precomputed_params(cfg)
+
+    def _from_sums(self, key: str, block_shape: tuple[int, ...], cfg: PreprocessConfig) -> torch.Tensor:
+        """A precomputed area resize: bin sums / bin volumes, (target size) float32."""
+        return torch.from_numpy(self._array(key)).float().div_(bin_volumes(block_shape, cfg.target_size))
 
     @cached_property
     def volume(self) -> np.ndarray:
         """int16 HU (X, Y, Z), cropped to the image foreground."""
-        return codec.decode(self._npz["volume"], np.int16, self.crop_shape)
+        return self._array("volume")
 
     def mask(self, region: str) -> np.ndarray:
-        """bool mask of ``region`` inside its own box (see ``_boxes``)."""
-        box = self._boxes(region).mask
-        return codec.decode_mask(self._npz[_region_key("mask", region)], tuple(hi - lo for lo, hi in box))
-
-    def _precomputed(self, cfg: PreprocessConfig) -> bool:
-        return cfg.interpolation == "area" and self.meta["precomputed_size"] == list(cfg.target_size)
+        """bool mask of ``region`` inside its own box (``meta['regions'][region]['mask_box']``)."""
+        return self._array(_key("mask", region))
 
     def _full_mask(self, region: str) -> np.ndarray:
         full = np.zeros(self.crop_shape, dtype=bool)
-        full[box_slices(self._boxes(region).mask)] = self.mask(region)
+        full[box_slices(self._box(region, "mask"))] = self.mask(region)
         return full
 
     def global_image(self, cfg: PreprocessConfig) -> torch.Tensor:
-        """Windowed global volume (target size)."""
-        if self._precomputed(cfg):
-            sums = codec.decode(self._npz["global_sums"], np.int32, cfg.target_size)
-            hu = torch.from_numpy(sums).float() / bin_volumes(self.crop_shape, cfg.target_size)
-        else:
-            hu = resize(torch.from_numpy(self.volume), cfg.target_size, cfg.interpolation)
-        return window(hu, cfg.hu_window)
-
-    def geometry(self, region: str, cfg: PreprocessConfig) -> torch.Tensor:
-        """The uncropped mask resized with the image (fractional under "area"), (target size)."""
-        if self._precomputed(cfg):
-            dtype = self.meta["regions"][region]["geometry_dtype"]
-            counts = codec.decode(self._npz[_region_key("geometry", region)], dtype, cfg.target_size)
-            return torch.from_numpy(counts.astype(np.float32)) / bin_volumes(self.crop_shape, cfg.target_size)
-        return resize(torch.from_numpy(self._full_mask(region).view(np.uint8)), cfg.target_size, cfg.interpolation)
+        """Windowed global volume, (target size)."""
+        if self._uses_precomputed(cfg):
+            return window(self._from_sums("image", self.crop_shape, cfg), cfg.hu_window)
+        return window(resize(torch.from_numpy(self.volume), cfg.target_size, cfg.interpolation), cfg.hu_window)
 
     def texture(self, region: str, cfg: PreprocessConfig) -> torch.Tensor:
         """LFD texture: the region's voxels (background elsewhere) cropped to its foreground, resized, windowed."""
-        boxes = self._boxes(region)
-        inner = tuple(slice(t0 - m0, t1 - m0) for (t0, t1), (m0, _) in zip(boxes.texture, boxes.mask))
-        hu = np.where(self.mask(region)[inner], self.volume[box_slices(boxes.texture)], np.int16(cfg.background_hu))
+        box = self._box(region, "texture")
+        if self._uses_precomputed(cfg):
+            return window(self._from_sums(_key("texture", region), _shape(box), cfg), cfg.hu_window)
+        mask_box = self._box(region, "mask")
+        inner = tuple(slice(t0 - m0, t1 - m0) for (t0, t1), (m0, _) in zip(box, mask_box))
+        hu = np.where(self.mask(region)[inner], self.volume[box_slices(box)], np.int16(cfg.background_hu))
         return window(resize(torch.from_numpy(hu), cfg.target_size, cfg.interpolation), cfg.hu_window)
+
+    def geometry(self, region: str, cfg: PreprocessConfig) -> torch.Tensor:
+        """The uncropped mask resized with the image (fractional under "area"), (target size)."""
+        if self._uses_precomputed(cfg):
+            return self._from_sums(_key("geometry", region), self.crop_shape, cfg)
+        return resize(torch.from_numpy(self._full_mask(region).view(np.uint8)), cfg.target_size, cfg.interpolation)
 
     def masked_volume(self, region: str, cfg: PreprocessConfig) -> torch.Tensor:
         """LFD off: the region's voxels in the uncropped image frame, resized with the image, windowed."""

@@ -48,10 +48,10 @@ class PreprocessConfig:
 
 
 def window(hu: torch.Tensor, hu_window: tuple[float, float]) -> torch.Tensor:
-    """Clamp to the window and map it linearly onto [-1, 1] (paper: (x + 400) / 600)."""
+    """Clamp to the window and map it linearly onto [-1, 1] (paper: (x + 400) / 600). In place."""
     low, high = hu_window
     center, half_width = (low + high) / 2, (high - low) / 2
-    return (hu.clamp(low, high) - center) / half_width
+    return hu.clamp_(low, high).sub_(center).div_(half_width)
 
 
 def foreground_box(selected: np.ndarray) -> Box | None:
