@@ -13,6 +13,16 @@ class MaskFolder:
     folder: Path
     files: dict[str, Path]
 
+    @property
+    def location(self) -> Path:
+        """Where the masks are, for messages."""
+        return self.folder
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The regions this source has a mask for."""
+        return tuple(self.files)
+
 
 @dataclass(frozen=True)
 class LabelMap:
@@ -20,6 +30,16 @@ class LabelMap:
 
     path: Path
     classes: dict[str, tuple[int, ...]]
+
+    @property
+    def location(self) -> Path:
+        """Where the masks are, for messages."""
+        return self.path
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        """The regions this source has a mask for."""
+        return tuple(self.classes)
 
 
 MaskSource = MaskFolder | LabelMap
