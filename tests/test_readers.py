@@ -23,7 +23,6 @@ from _fixtures import (
     write_radgenome_study,
 )
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 
 from reg2rg.constants import CT_RATE_LABELS, REGIONS
 from reg2rg.data.masks import drop_empty_regions, load_region_mapping, read_region_masks
@@ -289,11 +288,19 @@ def test_manifest_jsonl_with_reader_wide_mapping(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("name", "reader_type", "root_key"),
-    [("radgenome", RadGenomeReader, "root"), ("ctrg", CTRGReader, "root"), ("manifest", ManifestReader, "path")],
+    ("name", "reader_type", "override"),
+    [
+        ("synthetic", RadGenomeReader, "data.root={tmp}"),
+        ("radgenome", RadGenomeReader, "data.root={tmp}"),
+        ("ctrg", CTRGReader, "data.root={tmp}"),
+        ("manifest", ManifestReader, "data.reader.path={tmp}/manifest.csv"),
+    ],
 )
-def test_data_configs_instantiate(tmp_path, name, reader_type, root_key):
-    config = OmegaConf.load(REPO / "configs" / "data" / f"{name}.yaml")
-    config.reader[root_key] = str(tmp_path / "manifest.csv" if name == "manifest" else tmp_path)
-    reader = instantiate(config.reader)
-    assert config.name == name and isinstance(reader, reader_type)
+def test_data_configs_compose_and_instantiate(tmp_path, name, reader_type, override):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
+        config = compose("preprocess", overrides=[f"data={name}", override.format(tmp=tmp_path), "data.cache_dir=" + str(tmp_path / "cache")])
+    reader = instantiate(config.data.reader)
+    assert config.data.name == name and isinstance(reader, reader_type)
+    assert config.data.reader.policy == config.data.policy == "skip"
