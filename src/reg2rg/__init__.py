@@ -1,3 +1,12 @@
 """reg2rg: region-guided CT report generation (a reproduction of Reg2RG, IEEE TMI 2025)."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """Lazy entry points, so ``import reg2rg`` stays cheap (no torch until one is used)."""
+    if name == "from_pretrained":
+        from .models.checkpoint import from_pretrained
+
+        return from_pretrained
+    raise AttributeError(f"module 'reg2rg' has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""Read weight files safely and load them strictly, with a report that names every mismatch.
+
+``.safetensors`` files are read with safetensors; anything else (RadFM's ``.pth``, ``.bin``) goes
+through ``torch.load(weights_only=True)``, which refuses pickled code: a file that would run
+something on load raises ``ValueError`` and nothing runs.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+
+def read_tensors(path: str | Path) -> dict:
+    """The tensors of ``path`` (a flat state dict or a dict of them), never unpickling code."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weight file not found: {path}")
+    if path.suffix == ".safetensors":
+        return load_file(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"{path}: refusing to unpickle it: it holds more than tensors (weights_only=True)") from error
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{path}: expected a dict of tensors, found {type(state).__name__}")
+    return dict(state)
+
+
+def mismatch_report(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str:
+    """Missing, unexpected and wrongly shaped keys of ``state`` against ``expected`` ('' when they match)."""
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    shapes = [
+        f"{key}: file {tuple(state[key].shape)} vs model {tuple(expected[key].shape)}"
+        for key in sorted(expected.keys() & state.keys())
+        if state[key].shape != expected[key].shape
+    ]
+    lines = [
+        f"{title} ({len(keys)}): {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", shapes))
+        if keys
+    ]
+    return "; ".join(lines)
+
+
+def load_pretrained(module: nn.Module, path: str | Path, entry: str | None = None) -> None:
+    """Load ``path`` into ``module`` with strict=True.
+
+    ``entry`` names a sub-dict to take when the file has one (RadFM's ``RadFM_perceiver_fc.pth``
+    holds the resampler under ``"perceiver"``); a file without it is taken as the state dict itself.
+    """
+    state = read_tensors(path)
+    if entry is not None and isinstance(state.get(entry), Mapping):
+        state = state[entry]
+    report = mismatch_report(module.state_dict(), state)
+    if report:
+        raise ValueError(f"{path} does not match {type(module).__name__}: {report}")
+    module.load_state_dict(state, strict=True)
