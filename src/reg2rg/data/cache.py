@@ -175,6 +175,10 @@ def read_meta(path: Path) -> dict:
         return json.loads(npz["meta"].tobytes())
 
 
+def _into(values: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    return values if out is None else out.copy_(values)
+
+
 class CachedStudy:
     """Read access to one cached study."""
 
@@ -203,9 +207,11 @@ class CachedStudy:
     def _uses_precomputed(self, cfg: PreprocessConfig) -> bool:
         return self.meta["precomputed"] is not None and self.meta["precomputed"] == precomputed_params(cfg)
 
-    def _from_sums(self, key: str, block_shape: tuple[int, ...], cfg: PreprocessConfig) -> torch.Tensor:
+    def _from_sums(self, key: str, block_shape: tuple[int, ...], cfg: PreprocessConfig, out: torch.Tensor | None) -> torch.Tensor:
         """A precomputed area resize: bin sums / bin volumes, (target size) float32."""
-        return torch.from_numpy(self._array(key)).float().div_(bin_volumes(block_shape, cfg.target_size))
+        values = torch.empty(cfg.target_size) if out is None else out
+        # copy_ then an in-place float division: several times faster than a mixed-dtype div(out=)
+        return values.copy_(torch.from_numpy(self._array(key))).div_(bin_volumes(tuple(block_shape), cfg.target_size))
 
     @cached_property
     def volume(self) -> np.ndarray:
@@ -221,32 +227,32 @@ class CachedStudy:
         full[box_slices(self._box(region, "mask"))] = self.mask(region)
         return full
 
-    def global_image(self, cfg: PreprocessConfig) -> torch.Tensor:
-        """Windowed global volume, (target size)."""
+    def global_image(self, cfg: PreprocessConfig, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Windowed global volume, (target size); written into ``out`` when given."""
         if self._uses_precomputed(cfg):
-            return window(self._from_sums("image", self.crop_shape, cfg), cfg.hu_window)
-        return window(resize(torch.from_numpy(self.volume), cfg.target_size, cfg.interpolation), cfg.hu_window)
+            return window(self._from_sums("image", self.crop_shape, cfg, out), cfg.hu_window)
+        return window(_into(resize(torch.from_numpy(self.volume), cfg.target_size, cfg.interpolation), out), cfg.hu_window)
 
-    def texture(self, region: str, cfg: PreprocessConfig) -> torch.Tensor:
+    def texture(self, region: str, cfg: PreprocessConfig, out: torch.Tensor | None = None) -> torch.Tensor:
         """LFD texture: the region's voxels (background elsewhere) cropped to its foreground, resized, windowed."""
         box = self._box(region, "texture")
         if self._uses_precomputed(cfg):
-            return window(self._from_sums(_key("texture", region), _shape(box), cfg), cfg.hu_window)
+            return window(self._from_sums(_key("texture", region), _shape(box), cfg, out), cfg.hu_window)
         mask_box = self._box(region, "mask")
         inner = tuple(slice(t0 - m0, t1 - m0) for (t0, t1), (m0, _) in zip(box, mask_box))
         hu = np.where(self.mask(region)[inner], self.volume[box_slices(box)], np.int16(cfg.background_hu))
-        return window(resize(torch.from_numpy(hu), cfg.target_size, cfg.interpolation), cfg.hu_window)
+        return window(_into(resize(torch.from_numpy(hu), cfg.target_size, cfg.interpolation), out), cfg.hu_window)
 
-    def geometry(self, region: str, cfg: PreprocessConfig) -> torch.Tensor:
+    def geometry(self, region: str, cfg: PreprocessConfig, out: torch.Tensor | None = None) -> torch.Tensor:
         """The uncropped mask resized with the image (fractional under "area"), (target size)."""
         if self._uses_precomputed(cfg):
-            return self._from_sums(_key("geometry", region), self.crop_shape, cfg)
-        return resize(torch.from_numpy(self._full_mask(region).view(np.uint8)), cfg.target_size, cfg.interpolation)
+            return self._from_sums(_key("geometry", region), self.crop_shape, cfg, out)
+        return _into(resize(torch.from_numpy(self._full_mask(region).view(np.uint8)), cfg.target_size, cfg.interpolation), out)
 
-    def masked_volume(self, region: str, cfg: PreprocessConfig) -> torch.Tensor:
+    def masked_volume(self, region: str, cfg: PreprocessConfig, out: torch.Tensor | None = None) -> torch.Tensor:
         """LFD off: the region's voxels in the uncropped image frame, resized with the image, windowed."""
         hu = np.where(self._full_mask(region), self.volume, np.int16(cfg.background_hu))
-        return window(resize(torch.from_numpy(hu), cfg.target_size, cfg.interpolation), cfg.hu_window)
+        return window(_into(resize(torch.from_numpy(hu), cfg.target_size, cfg.interpolation), out), cfg.hu_window)
 
     def close(self) -> None:
         self._npz.close()

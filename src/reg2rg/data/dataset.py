@@ -36,11 +36,18 @@ log = logging.getLogger(__name__)
 def load_sample(study: CachedStudy, entry: dict, cfg: PreprocessConfig, regions: list[str], lfd: bool = True) -> dict:
     """Assemble one sample of ``study`` with ``regions`` in the given order."""
     crop = study.texture if lfd else study.masked_volume
+    image = torch.empty(1, *cfg.target_size)
+    texture = torch.empty(len(regions), 1, *cfg.target_size)
+    geometry = torch.empty(len(regions), 1, *cfg.target_size)
+    study.global_image(cfg, out=image[0])
+    for i, region in enumerate(regions):  # each product is written straight into its slot
+        crop(region, cfg, out=texture[i, 0])
+        study.geometry(region, cfg, out=geometry[i, 0])
     return {
         "study_id": entry["study_id"],
-        "image": study.global_image(cfg)[None],
-        "texture": torch.stack([crop(r, cfg) for r in regions])[:, None],
-        "geometry": torch.stack([study.geometry(r, cfg) for r in regions])[:, None],
+        "image": image,
+        "texture": texture,
+        "geometry": geometry,
         "regions": list(regions),
         "region_reports": [entry["region_reports"][r] for r in regions],
         "report": entry.get("report", ""),

@@ -16,6 +16,7 @@ integer bin sum divided by the bin volume: the cache stores those sums exactly (
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -76,8 +77,12 @@ def area_bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n_in) // n_out, ((i + 1) * n_in + n_out - 1) // n_out
 
 
+@lru_cache(maxsize=256)
 def bin_volumes(shape: tuple[int, int, int], size: tuple[int, int, int]) -> torch.Tensor:
-    """Number of input voxels averaged into each output voxel of an area resize (size), float32."""
+    """Number of input voxels averaged into each output voxel of an area resize (size), float32.
+
+    Memoised: treat the returned tensor as read-only.
+    """
     lengths = [torch.from_numpy((end - start).astype(np.float32)) for start, end in (area_bins(n, m) for n, m in zip(shape, size))]
     return lengths[0][:, None, None] * lengths[1][None, :, None] * lengths[2][None, None, :]
 
