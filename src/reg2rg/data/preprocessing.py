@@ -77,14 +77,16 @@ def area_bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return (i * n_in) // n_out, ((i + 1) * n_in + n_out - 1) // n_out
 
 
-@lru_cache(maxsize=256)
-def bin_volumes(shape: tuple[int, int, int], size: tuple[int, int, int]) -> torch.Tensor:
-    """Number of input voxels averaged into each output voxel of an area resize (size), float32.
+@lru_cache(maxsize=1024)
+def _bin_lengths(n_in: int, n_out: int) -> torch.Tensor:
+    start, end = area_bins(n_in, n_out)
+    return torch.from_numpy((end - start).astype(np.float32))
 
-    Memoised: treat the returned tensor as read-only.
-    """
-    lengths = [torch.from_numpy((end - start).astype(np.float32)) for start, end in (area_bins(n, m) for n, m in zip(shape, size))]
-    return lengths[0][:, None, None] * lengths[1][None, :, None] * lengths[2][None, None, :]
+
+def bin_volumes(shape: tuple[int, int, int], size: tuple[int, int, int]) -> torch.Tensor:
+    """Number of input voxels averaged into each output voxel of an area resize (size), float32."""
+    x, y, z = (_bin_lengths(n, m) for n, m in zip(shape, size))
+    return x[:, None, None] * y[None, :, None] * z[None, None, :]  # small integers: exact in float32
 
 
 def resize(x: torch.Tensor, size: tuple[int, int, int], mode: str) -> torch.Tensor:
