@@ -1,0 +1,58 @@
+"""PNG figures of an evaluation (matplotlib, Agg backend): report-length KDEs and per-label CE F1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+
+from reg2rg.evaluation.length import LengthDistributions
+
+
+@contextmanager
+def _figure(path: str | Path, size: tuple[float, float]) -> Iterator:
+    """An axis whose figure is saved to ``path`` and closed on exit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=size, dpi=120)
+    try:
+        yield axis
+        figure.tight_layout()
+        figure.savefig(path)
+    finally:
+        plt.close(figure)
+
+
+def plot_lengths(lengths: LengthDistributions, path: str | Path) -> Path:
+    """KDEs of words per report, ground truth vs generated (histograms when no KDE exists)."""
+    with _figure(path, (6, 4)) as axis:
+        if lengths.grid is not None:
+            axis.fill_between(lengths.grid, lengths.reference_density, alpha=0.35, label="ground truth")
+            axis.fill_between(lengths.grid, lengths.generated_density, alpha=0.35, label="generated")
+            axis.set_ylabel("density")
+            axis.set_title(f"Report length (KL(GT || generated) = {lengths.kl_divergence:.4f})")
+        else:
+            axis.hist([lengths.reference, lengths.generated], bins=20, label=["ground truth", "generated"])
+            axis.set_ylabel("reports")
+            axis.set_title("Report length")
+        axis.set_xlabel("words per report")
+        axis.legend()
+    return Path(path)
+
+
+def plot_ce(table: pd.DataFrame, labels: tuple[str, ...], labeler: str, path: str | Path) -> Path:
+    """Horizontal bars of per-label F1 from a CE classification table, each with its support."""
+    per_label = table.loc[list(labels)].iloc[::-1]
+    with _figure(path, (7, 6)) as axis:
+        axis.barh(per_label.index, per_label["f1"])
+        for y, (f1, support) in enumerate(zip(per_label["f1"], per_label["support"])):
+            axis.text(f1 + 0.01, y, f"n={support}", va="center", fontsize=7)
+        axis.set_xlim(0, 1.1)
+        axis.set_xlabel("F1")
+        axis.set_title(f"CE per label ({labeler} labeler), micro F1 = {table.loc['micro', 'f1']:.4f}")
+    return Path(path)

@@ -1,0 +1,126 @@
+"""Write an evaluation to a folder: metrics.json, summary.md, one CSV per table, labels.csv, PNG plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from reg2rg.evaluation.ce import labels_frame
+from reg2rg.evaluation.pipeline import Evaluation
+from reg2rg.evaluation.plots import plot_ce, plot_lengths
+
+PROTOCOL_NOTES = {
+    "reg2rg": "the paper's protocol: region prefixes stripped, per-sample 13a smoothed BLEU, NLTK METEOR, "
+    "rouge_score ROUGE, pycocoevalcap-formula CIDEr; mean ± std over samples, corpus value beside",
+    "coco": "pycocoevalcap corpus BLEU, METEOR 1.5 (Java), ROUGE-L and CIDEr on PTB-style lower-cased tokens",
+}
+
+
+def _number(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    return "n/a" if value is None else str(value)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A DataFrame (index as first column) as a GitHub markdown table, floats to four decimals."""
+    header = [frame.index.name or ""] + [str(column) for column in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, *values in frame.itertuples(name=None):
+        lines.append("| " + " | ".join([str(index)] + [_number(value) for value in values]) + " |")
+    return "\n".join(lines)
+
+
+def all_tables(evaluation: Evaluation) -> dict[str, pd.DataFrame]:
+    """Every table of the evaluation by file stem, in summary order."""
+    tables = {}
+    if evaluation.reg2rg is not None:
+        summary = {name: s.as_dict() for name, s in evaluation.reg2rg.summary().items()}
+        tables["nlg_reg2rg"] = pd.DataFrame.from_dict(summary, orient="index").rename_axis("metric")
+    if evaluation.coco is not None:
+        tables["nlg_coco"] = pd.DataFrame({"value": evaluation.coco}).rename_axis("metric")
+    tables["ce"] = evaluation.ce_table
+    optional = {
+        "region_recognition": evaluation.recognition.table if evaluation.recognition else None,
+        "region_nlg": evaluation.region_nlg,
+        "region_ce": evaluation.region_ce,
+    }
+    tables |= {stem: table for stem, table in optional.items() if table is not None}
+    return tables
+
+
+def per_sample_frame(evaluation: Evaluation) -> pd.DataFrame:
+    """One row per evaluated pair: id, reg2rg scores, region recognition accuracy, report lengths."""
+    frame = pd.DataFrame({"AccNum": evaluation.pairs.ids})
+    if evaluation.reg2rg is not None:
+        frame = pd.concat([frame, evaluation.reg2rg.per_sample], axis=1)
+    if evaluation.recognition is not None:
+        frame["region_accuracy"] = evaluation.recognition.sample_accuracy
+    frame["reference_words"] = evaluation.lengths.reference.astype(int)
+    frame["generated_words"] = evaluation.lengths.generated.astype(int)
+    return frame
+
+
+def summary_markdown(evaluation: Evaluation, source: Path | None = None) -> str:
+    metrics = evaluation.metrics()
+    lines = ["# Evaluation summary", ""]
+    if source is not None:
+        lines.append(f"Predictions: `{source}`")
+    counts = metrics["input"]
+    lines += [f"Rows read: {counts['rows']}, evaluated: {counts['evaluated']}. CE labeler: `{evaluation.labeler}`.", ""]
+    if evaluation.warnings:
+        lines += ["## Warnings", ""] + [f"- {warning}" for warning in evaluation.warnings] + [""]
+    titles = {
+        "nlg_reg2rg": "NLG, protocol reg2rg",
+        "nlg_coco": "NLG, protocol coco",
+        "ce": "Clinical efficacy (CT-RATE labels)",
+        "region_recognition": "Region recognition",
+        "region_nlg": "Region-level NLG (protocol reg2rg, per-sample means)",
+        "region_ce": "Region-level CE (micro)",
+    }
+    for stem, table in all_tables(evaluation).items():
+        lines += [f"## {titles[stem]}", ""]
+        protocol = stem.removeprefix("nlg_")
+        if protocol in PROTOCOL_NOTES:
+            lines += [f"Protocol `{protocol}`: {PROTOCOL_NOTES[protocol]}.", ""]
+        lines += [markdown_table(table), ""]
+    if evaluation.recognition is not None:
+        accuracy = metrics["regions"]["recognition"]["sample_accuracy"]
+        lines += [
+            f"Per-sample region accuracy: {_number(accuracy['mean'])} ± {_number(accuracy['std'])} "
+            f"over {accuracy['n']} samples.",
+            "",
+        ]
+    length = metrics["length"]
+    lines += [
+        "## Report length (words)",
+        "",
+        f"Ground truth {length['reference']['mean']:.1f} ± {length['reference']['std']:.1f}, generated "
+        f"{length['generated']['mean']:.1f} ± {length['generated']['std']:.1f}; "
+        f"KL(ground truth || generated) = {_number(length['kl_divergence'])}.",
+        "",
+        "![report length](report_length.png) ![CE per label](ce_per_label.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_report(evaluation: Evaluation, output_dir: str | Path, source: Path | None = None) -> Path:
+    """Write every output file into ``output_dir`` (created if needed); returns the folder."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "metrics.json").write_text(json.dumps(evaluation.metrics(), indent=2, allow_nan=False))
+    (output_dir / "summary.md").write_text(summary_markdown(evaluation, source))
+    for stem, table in all_tables(evaluation).items():
+        table.to_csv(output_dir / f"{stem}.csv")
+    per_sample_frame(evaluation).to_csv(output_dir / "per_sample.csv", index=False)
+    labels_frame(
+        evaluation.pairs.ids, evaluation.reference_labels, evaluation.predicted_labels, evaluation.labels
+    ).to_csv(output_dir / "labels.csv", index=False)
+    plot_lengths(evaluation.lengths, output_dir / "report_length.png")
+    plot_ce(evaluation.ce_table, evaluation.labels, evaluation.labeler, output_dir / "ce_per_label.png")
+    return output_dir
