@@ -22,6 +22,18 @@ from reg2rg.constants import REGIONS
 
 
 def _peak_rss_mb() -> float:
+    """Peak resident memory of this process's address space (VmHWM).
+
+    Not ru_maxrss: Linux carries it across exec, so a spawned worker would report the peak of
+    the forked copy of its parent (here, the process that just built the cache).
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
