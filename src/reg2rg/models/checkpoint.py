@@ -71,12 +71,18 @@ def from_pretrained(directory: str | Path, device: str | None = None, **override
     if unknown:
         raise ValueError(f"unknown config keys {unknown}; a checkpoint config has {sorted(config)}")
     model = Reg2RG(**{**config, **overrides}, tokenizer=load_tokenizer(str(directory)))
-    state = load_file(directory / WEIGHTS)
+    load_weights(model, directory)
+    return model.to(device).eval()
+
+
+def load_weights(model: Reg2RG, directory: str | Path) -> None:
+    """Load a checkpoint's weights into ``model`` (built from the checkpoint's config); any mismatch raises."""
+    path = Path(directory) / WEIGHTS
+    state = load_file(path)
     report = mismatch_report(model.persistent_parameters(), state)
     if report:
-        raise ValueError(f"{directory / WEIGHTS} does not match the model its config builds: {report}")
+        raise ValueError(f"{path} does not match the model its config builds: {report}")
     model.load_state_dict(state, strict=False)
-    return model.to(device).eval()
 
 
 def _sync(folder: Path) -> None:

@@ -1,0 +1,229 @@
+"""Training checkpoints: the model checkpoint plus all that a resumed run needs, in one atomic folder.
+
+    <run>/checkpoints/checkpoint-<step>/
+        model.safetensors, config.json,   reg2rg.models.save_checkpoint: what trains, the model config
+        tokenizer files                   and the tokenizer; ``reg2rg.from_pretrained`` opens the folder
+        trainer_state.json                step, batch geometry, seed, counters (``TrainingState``)
+        scheduler.pt                      learning-rate scheduler state
+        optimizer.pt                      optimizer state (without DeepSpeed: the same on every process)
+        deepspeed/                        with DeepSpeed: its ZeRO files, one optimizer partition per process
+        rng_state_<rank>.pt               each process's RNG states (torch CPU and CUDA, Python, NumPy)
+
+Every process writes its parts into a hidden ``.pending-checkpoint-<step>`` folder; the main
+process then writes the model into a staging folder, moves the parts in and renames it into place
+(``save_checkpoint``'s hook), so a checkpoint folder is complete or absent. All processes must share
+the file system that holds the checkpoints (as DeepSpeed's own checkpoints require).
+Our files load with ``torch.load(weights_only=True)``, safetensors or JSON; DeepSpeed reads its
+folder with its own loader.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+
+from reg2rg.models import save_checkpoint
+from reg2rg.models.checkpoint import load_weights
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+SCHEDULER_FILE = "scheduler.pt"
+DEEPSPEED_TAG = "deepspeed"
+NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+@dataclass
+class TrainingState:
+    """Where training stands after ``step`` optimizer steps; the epoch and its position follow from it."""
+
+    step: int
+    steps_per_epoch: int
+    effective_batch_size: int
+    seed: int
+    world_size: int
+    tokens: int = 0
+    unreadable: list[str] = field(default_factory=list)  # study ids that failed to load, each time one did
+
+    @property
+    def epoch(self) -> int:
+        return self.step // self.steps_per_epoch
+
+    @property
+    def step_in_epoch(self) -> int:
+        return self.step % self.steps_per_epoch
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps({**asdict(self), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch},
+                                   indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> TrainingState:
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: cannot read the training state ({error})") from error
+        values.pop("epoch", None)
+        values.pop("step_in_epoch", None)
+        return cls(**values)
+
+
+def checkpoint_step(path: Path) -> int | None:
+    match = NAME.match(path.name)
+    return int(match[1]) if match else None
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """Complete training checkpoints in ``folder``, oldest step first."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if checkpoint_step(p) is not None and (p / STATE_FILE).is_file()]
+    return sorted(found, key=checkpoint_step)
+
+
+def find_checkpoint(resume: str | None, folder: Path) -> Path | None:
+    """The checkpoint ``resume`` names: None (start afresh), "latest" (newest in ``folder``, None if there
+    is none) or a path: a checkpoint, a folder of checkpoints or a run folder (its newest checkpoint)."""
+    if resume is None:
+        return None
+    if resume == "latest":
+        found = list_checkpoints(folder)
+        if not found:
+            log.info("resume=latest: no checkpoint in %s yet, starting from scratch", folder)
+        return found[-1] if found else None
+    path = Path(resume)
+    if (path / STATE_FILE).is_file():
+        return path
+    for candidate in (path, path / CHECKPOINTS):
+        found = list_checkpoints(candidate)
+        if found:
+            return found[-1]
+    raise FileNotFoundError(f"resume={resume}: neither a training checkpoint (no {STATE_FILE}) nor a folder of them")
+
+
+def rng_state() -> dict[str, Any]:
+    """The RNG states of this process, as tensors and Python numbers (``weights_only`` loads them)."""
+    name, keys, position, has_gauss, gauss = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def read_torch_file(path: Path) -> Any:
+    """A file of tensors and Python primitives, read without unpickling code."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {path.parent} is not a complete training checkpoint")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+class Checkpointer:
+    """Saves and restores training checkpoints for the model, optimizer and scheduler that ``accelerator`` prepared."""
+
+    def __init__(self, folder: Path, accelerator: Accelerator, model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                 deepspeed: bool, keep_last: int | None):
+        self.folder = folder
+        self.accelerator = accelerator
+        self.model = model  # as prepared: a DeepSpeed engine, DDP or the model itself
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.deepspeed = deepspeed
+        self.keep_last = keep_last
+        if accelerator.is_main_process:
+            self._remove_leftovers()
+        accelerator.wait_for_everyone()
+
+    def save(self, state: TrainingState) -> Path:
+        """Write ``checkpoint-<step>`` (every process must call this), then apply the retention limit."""
+        final = self.folder / f"checkpoint-{state.step}"
+        pending = self.folder / f".pending-{final.name}"
+        if self.accelerator.is_main_process:
+            shutil.rmtree(pending, ignore_errors=True)
+            pending.mkdir(parents=True)
+        self.accelerator.wait_for_everyone()
+        torch.save(rng_state(), pending / f"rng_state_{self.accelerator.process_index}.pt")
+        if self.deepspeed:
+            self.model.save_checkpoint(str(pending), tag=DEEPSPEED_TAG, save_latest=False,
+                                       exclude_frozen_parameters=True)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_checkpoint(self.accelerator.unwrap_model(self.model), final,
+                            before_commit=lambda staging: self._add_training_state(staging, pending, state))
+            pending.rmdir()
+            self._apply_retention()
+            log.info("checkpoint %s", final)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def load(self, directory: Path) -> TrainingState:
+        """Restore the model, optimizer, scheduler and this process's RNG from ``directory``."""
+        state = TrainingState.read(directory / STATE_FILE)
+        written_with_deepspeed = (directory / DEEPSPEED_TAG).is_dir()
+        if written_with_deepspeed != self.deepspeed:
+            raise ValueError(
+                f"{directory} was written {'with' if written_with_deepspeed else 'without'} DeepSpeed; "
+                f"resume it {'with' if written_with_deepspeed else 'without'} a deepspeed config"
+            )
+        if self.deepspeed:
+            loaded, _ = self.model.load_checkpoint(str(directory), tag=DEEPSPEED_TAG, load_module_strict=False,
+                                                   load_optimizer_states=True, load_lr_scheduler_states=False)
+            if loaded is None:
+                raise ValueError(f"DeepSpeed could not load {directory / DEEPSPEED_TAG}")
+        else:
+            load_weights(self.accelerator.unwrap_model(self.model), directory)
+            self.optimizer.load_state_dict(read_torch_file(directory / OPTIMIZER_FILE))
+        self.scheduler.load_state_dict(read_torch_file(directory / SCHEDULER_FILE))
+        rng_file = directory / f"rng_state_{self.accelerator.process_index}.pt"
+        if rng_file.is_file():
+            restore_rng(read_torch_file(rng_file))
+        else:
+            log.warning("%s is missing (the checkpoint had fewer processes): random streams start afresh", rng_file)
+        log.info("resumed from %s at step %d (epoch %d, step %d of it)", directory, state.step, state.epoch,
+                 state.step_in_epoch)
+        return state
+
+    def _add_training_state(self, staging: Path, pending: Path, state: TrainingState) -> None:
+        for part in pending.iterdir():
+            os.replace(part, staging / part.name)
+        if not self.deepspeed:
+            torch.save(self.optimizer.state_dict(), staging / OPTIMIZER_FILE)
+        torch.save(self.scheduler.state_dict(), staging / SCHEDULER_FILE)
+        state.write(staging / STATE_FILE)
+
+    def _apply_retention(self) -> None:
+        if self.keep_last is None:
+            return
+        for old in list_checkpoints(self.folder)[: -self.keep_last]:
+            shutil.rmtree(old)
+
+    def _remove_leftovers(self) -> None:
+        """Staging folders a crashed save left behind (``.pending-checkpoint-*``, ``.checkpoint-*``)."""
+        for leftover in self.folder.glob(".*checkpoint-*"):
+            shutil.rmtree(leftover, ignore_errors=True)

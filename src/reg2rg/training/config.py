@@ -1,0 +1,78 @@
+"""From the Hydra config to the parts of a run: the prepared data, the datasets, the tokenizer and the model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from accelerate import Accelerator
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from transformers import PreTrainedTokenizerBase
+
+from reg2rg.data.dataset import CachedRegionDataset
+from reg2rg.data.prepare import prepare_dataset, preprocessing_config
+from reg2rg.models import Reg2RG
+from reg2rg.text import PromptTemplate, load_tokenizer, train_tokenizer
+
+log = logging.getLogger(__name__)
+
+TRAIN_SPLIT = "train"
+
+
+def splits(cfg: DictConfig) -> list[str]:
+    """The splits a run reads: the training split, and the evaluation split when it evaluates."""
+    return [TRAIN_SPLIT, cfg.evaluation.split] if cfg.evaluation.enabled else [TRAIN_SPLIT]
+
+
+def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:
+    """Generate the synthetic data if asked and absent, and bring the cache up to date (main process only)."""
+    if cfg.prepare_data and accelerator.is_main_process:
+        for split, report in prepare_dataset(cfg.data, splits(cfg), workers=cfg.data_workers).items():
+            log.info("%s: %d of %d studies usable in %s (skipped: %s)", split, report["usable"], report["studies"],
+                     cfg.data.cache_dir, report["skipped"] or "none")
+    accelerator.wait_for_everyone()
+
+
+def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
+    """A split of the cache; only training shuffles region orders (with RRA), drawn from (seed, epoch, index)."""
+    return CachedRegionDataset(
+        cfg.data.cache_dir,
+        split,
+        preprocessing_config(cfg.data),
+        lfd=cfg.data.lfd,
+        shuffle_regions=split == TRAIN_SPLIT and cfg.model.rra,
+        seed=cfg.seed,
+    )
+
+
+def tokenizer_corpus(train_set: CachedRegionDataset, template: PromptTemplate) -> list[str]:
+    """What the LLM reads per training study, the fixed prompt wording included, so that merges follow it."""
+    prompt = f"{template.global_context}{template.instruction}"
+    return [
+        f"{prompt} {template.target(list(reports), list(reports.values()))}"
+        for reports in (entry["region_reports"] for entry in train_set.entries)
+    ]
+
+
+def build_tokenizer(cfg: DictConfig, train_set: CachedRegionDataset, run_dir: Path, resume_dir: Path | None,
+                    accelerator: Accelerator) -> PreTrainedTokenizerBase | None:
+    """The run's tokenizer: the checkpoint's when resuming; a new one trained on the training reports when the
+    LLM brings none (the tiny random LLaMA), saved under ``run_dir/tokenizer``; else None (the LLM's own)."""
+    if resume_dir is not None:
+        return load_tokenizer(str(resume_dir))
+    if cfg.llm.tokenizer or cfg.llm.name_or_path:
+        return None
+    saved = run_dir / "tokenizer"
+    if accelerator.is_main_process:
+        template = PromptTemplate(**OmegaConf.to_container(cfg.model.prompt, resolve=True))
+        tokenizer = train_tokenizer(tokenizer_corpus(train_set, template), cfg.tokenizer_vocab_size)
+        tokenizer.save_pretrained(saved)
+        log.info("trained a %d-token tokenizer on %d training reports -> %s", len(tokenizer), len(train_set), saved)
+    accelerator.wait_for_everyone()
+    return load_tokenizer(str(saved))
+
+
+def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase | None) -> Reg2RG:
+    """``cfg.model`` instantiated (with ``tokenizer`` when given, else the LLM's own)."""
+    return instantiate(cfg.model, **({"tokenizer": tokenizer} if tokenizer is not None else {}))

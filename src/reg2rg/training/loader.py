@@ -1,0 +1,109 @@
+"""The training data order: which samples each process reads at each optimizer step, resumable at any step.
+
+An epoch's order is a permutation of the split drawn from (seed, epoch), cut to whole optimizer
+steps (the few samples left over differ every epoch). Step ``s`` takes the block
+``order[s*E : (s+1)*E]`` (E: the effective batch); inside it, micro-batch ``m`` of rank ``r`` is the
+slice ``[(m*W + r)*B : (m*W + r + 1)*B]`` (W processes, B per device). A step therefore sees the same
+samples on any number of GPUs, and resuming at step ``k`` skips indices without reading them.
+Region orders come from the dataset's own (seed, epoch, index) draw: ``set_epoch`` before each epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from reg2rg.data.dataset import CachedRegionDataset
+
+from .batching import Batching
+from .preemption import shield_from_signals
+
+
+def steps_per_epoch(size: int, batching: Batching) -> int:
+    """Whole optimizer steps in an epoch of ``size`` samples; refuses a split smaller than one step."""
+    steps = size // batching.effective
+    if steps == 0:
+        raise ValueError(f"the training split has {size} studies, less than one effective batch ({batching.effective})")
+    return steps
+
+
+class StepSampler(Sampler[int]):
+    """This process's sample indices for one epoch, from optimizer step ``start_step`` on (module docstring)."""
+
+    def __init__(self, size: int, batching: Batching, rank: int, seed: int, epoch: int, start_step: int = 0):
+        self.size = size
+        self.batching = batching
+        self.rank = rank
+        self.seed = seed
+        self.epoch = epoch
+        self.steps = steps_per_epoch(size, batching)
+        if not 0 <= start_step <= self.steps:
+            raise ValueError(f"start step {start_step} is outside an epoch of {self.steps} steps")
+        self.start_step = start_step
+
+    def __iter__(self) -> Iterator[int]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        b, world, step_size = self.batching.per_device, self.batching.world_size, self.batching.effective
+        for step in range(self.start_step, self.steps):
+            block = order[step * step_size : (step + 1) * step_size]
+            for micro in range(self.batching.accumulation):
+                first = (micro * world + self.rank) * b
+                yield from block[first : first + b].tolist()
+
+    def __len__(self) -> int:
+        return (self.steps - self.start_step) * self.batching.accumulation * self.batching.per_device
+
+
+class MarkedSubstitutes(Dataset):
+    """Marks each sample that stands in for an unreadable study (CachedRegionDataset reads the next one instead).
+
+    The mark travels with the sample, so the main process can count unreadable studies even when
+    DataLoader workers, each with its own copy of the dataset, did the reading.
+    """
+
+    def __init__(self, dataset: CachedRegionDataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self.dataset[index]
+        requested = self.dataset.entries[index]["study_id"]
+        return {**sample, "unreadable": requested if sample["study_id"] != requested else None}
+
+
+class CollateWithUnreadable:
+    """Collate marked samples: (the model's batch, the study ids that could not be read)."""
+
+    def __init__(self, collate: Callable[[Sequence[Mapping[str, Any]]], dict[str, Any]]):
+        self.collate = collate
+
+    def __call__(self, samples: Sequence[Mapping[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+        return self.collate(samples), [s["unreadable"] for s in samples if s["unreadable"]]
+
+
+def epoch_loader(dataset: CachedRegionDataset, collate: Callable, batching: Batching, rank: int, seed: int,
+                 epoch: int, start_step: int = 0, num_workers: int = 0) -> DataLoader:
+    """The loader of one epoch: batches of ``(batch, unreadable study ids)`` in the order of ``StepSampler``.
+
+    Its generator is seeded from (seed, epoch), so creating it draws nothing from the global RNG
+    and resuming mid-epoch leaves the model's random state (dropout) exactly where it was.
+    """
+    dataset.set_epoch(epoch)
+    sampler = StepSampler(len(dataset), batching, rank, seed, epoch, start_step)
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return DataLoader(
+        MarkedSubstitutes(dataset),
+        batch_size=batching.per_device,
+        sampler=sampler,
+        collate_fn=CollateWithUnreadable(collate),
+        num_workers=num_workers,
+        worker_init_fn=shield_from_signals if num_workers else None,
+        generator=generator,
+        pin_memory=torch.cuda.is_available(),
+    )

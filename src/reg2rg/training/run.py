@@ -1,0 +1,115 @@
+"""``train(cfg)``: one training run from a composed ``configs/train.yaml``, then the held-out evaluation.
+
+From a notebook::
+
+    from hydra import compose, initialize_config_dir
+    with initialize_config_dir(config_dir="/path/to/reg2rg/configs", version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=demo", "output_dir=outputs/notebook"])
+    result = reg2rg.training.train(cfg)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from accelerate.utils import set_seed
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
+
+from reg2rg.evaluation.report import summary_markdown
+
+from .batching import resolve_batching
+from .checkpointing import CHECKPOINTS, find_checkpoint
+from .config import build_model, build_tokenizer, dataset, prepare_data
+from .distributed import accelerator_session, shared_path, world_size, write_deepspeed_config
+from .generation import generate_and_evaluate
+from .preemption import preemption_flag
+from .tracking import MetricsLog
+from .trainer import Trainer, TrainerConfig
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+DEEPSPEED_FILE = "deepspeed.json"
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train (resuming when ``cfg.resume`` says so), checkpoint, and evaluate on ``cfg.evaluation.split``.
+
+    Returns ``run_dir``, ``checkpoint`` (the last one written), ``step``, ``train_metrics`` (the last
+    logged), ``stopped_by`` (the signal's name, or None), ``exit_code`` (0, or 128 + the signal
+    number) and ``metrics`` (the evaluation's metrics.json content on the main process, else None).
+    """
+    trainer_config: TrainerConfig = instantiate(cfg.trainer)
+    batching = resolve_batching(trainer_config.per_device_batch_size, trainer_config.gradient_accumulation_steps,
+                                trainer_config.effective_batch_size, world_size())
+    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.deepspeed is not None else None
+    with accelerator_session(batching, trainer_config.mixed_precision, trainer_config.max_grad_norm,
+                             deepspeed) as accelerator:
+        main = accelerator.is_main_process
+        run_dir = shared_path(accelerator, output_dir(cfg))
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            OmegaConf.save(OmegaConf.create(resolved), run_dir / CONFIG_FILE)
+            write_deepspeed_config(accelerator, run_dir / DEEPSPEED_FILE)
+            log.info("run folder %s; %d process(es) x %d per device x %d accumulation = effective batch %d",
+                     run_dir, batching.world_size, batching.per_device, batching.accumulation, batching.effective)
+        prepare_data(cfg, accelerator)
+        train_set = dataset(cfg, "train")
+        resume_dir = find_checkpoint(cfg.resume, run_dir / CHECKPOINTS)
+        tokenizer = build_tokenizer(cfg, train_set, run_dir, resume_dir, accelerator)
+        set_seed(cfg.seed)
+        model = build_model(cfg, tokenizer)
+        metrics = MetricsLog(run_dir, cfg.logger.wandb, cfg.name, resolved) if main else None
+        try:
+            trainer = Trainer(trainer_config, accelerator, model, train_set, batching, cfg.seed,
+                              run_dir / CHECKPOINTS, metrics)
+            if resume_dir is not None:
+                trainer.resume(resume_dir)
+            with preemption_flag() as stop:
+                checkpoint = trainer.fit(stop)
+        finally:
+            if metrics is not None:
+                metrics.close()
+    if main:
+        log.info("stopped at step %d of %d%s; checkpoint %s", trainer.state.step, trainer.total_steps,
+                 f" ({stop.name})" if stop else "", checkpoint)
+    result = {
+        "run_dir": run_dir,
+        "checkpoint": checkpoint,
+        "step": trainer.state.step,
+        "train_metrics": trainer.last_metrics,
+        "stopped_by": stop.name,
+        "exit_code": 128 + stop.signum if stop else 0,
+        "metrics": None,
+    }
+    if main and cfg.evaluation.enabled and not stop:
+        result["metrics"] = evaluate(cfg, model, run_dir)
+    return result
+
+
+def output_dir(cfg: DictConfig) -> str:
+    """The run folder; by default Hydra's, which exists only when Hydra runs the job (scripts/train.py)."""
+    try:
+        return str(cfg.output_dir)
+    except InterpolationResolutionError as error:
+        reason = str(error).splitlines()[0]
+        raise ValueError(
+            f"output_dir cannot be resolved ({reason}): it defaults to Hydra's run folder, which exists only under "
+            "scripts/train.py; set output_dir=... when you compose the config yourself"
+        ) from error
+
+
+def evaluate(cfg: DictConfig, model: Any, run_dir: Path) -> dict:
+    """Generate and score the evaluation split; prints the summary tables and returns metrics.json's content."""
+    settings = cfg.evaluation
+    evaluation = generate_and_evaluate(
+        model, dataset(cfg, settings.split), run_dir, settings.batch_size, cfg.trainer.num_workers,
+        OmegaConf.to_container(settings.generation, resolve=True), list(settings.protocols),
+    )
+    print(summary_markdown(evaluation))
+    return evaluation.metrics()

@@ -1,0 +1,96 @@
+"""Every experiment composes and instantiates (tiny overrides), the paper's settings hold, ablations are overrides."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from test_training_helpers import OFFLINE_PAPER, TINY_ENCODERS, TINY_MODEL, compose_train, data_overrides
+
+from reg2rg.models import Reg2RG
+from reg2rg.text import train_tokenizer
+from reg2rg.training.batching import resolve_batching
+from reg2rg.training.config import build_model, dataset
+from reg2rg.training.deepspeed_config import fill_auto
+from reg2rg.training.trainer import TrainerConfig
+
+TINY_GPT2 = "{model_type: gpt2, n_embd: 32, n_layer: 1, n_head: 2, n_positions: 1024}"
+
+
+def tokenizer():
+    return train_tokenizer(["The region 0 is lung: No nodule. The region 1 is heart: Normal."] * 4, vocab_size=300)
+
+
+def paper_config(experiment: str, extra: list[str] = ()):
+    return compose_train([f"experiment={experiment}", *OFFLINE_PAPER, "output_dir=unused", *extra])
+
+
+@pytest.mark.parametrize("experiment, epochs, data", [("radgenome", 6, "radgenome"), ("ctrg", 10, "ctrg")])
+def test_paper_experiments_carry_the_paper_settings(experiment, epochs, data):
+    cfg = compose_train([f"experiment={experiment}", "output_dir=unused"])
+    assert cfg.data.name == data and cfg.trainer.epochs == epochs
+    assert cfg.model.vit_checkpoint.endswith("RadFM_vit3d.pth")
+    assert cfg.model.perceiver_checkpoint.endswith("RadFM_perceiver_fc.pth")
+    assert cfg.llm.name_or_path == "meta-llama/Llama-2-7b-chat-hf" and cfg.llm.tuning == "lora"
+    assert cfg.llm.activation_checkpointing and cfg.model.rra and cfg.data.lfd
+    trainer = instantiate(cfg.trainer)
+    optimizer = trainer.optimizer.func
+    assert optimizer.__name__ == "AdamW" and trainer.optimizer.keywords["lr"] == 5e-5
+    assert trainer.lr_scheduler == "constant_with_warmup" and trainer.mixed_precision == "bf16"
+    per_device, accumulation, effective = (trainer.per_device_batch_size, trainer.gradient_accumulation_steps,
+                                           trainer.effective_batch_size)
+    worlds = (1, 2, 8, 16)
+    assert [resolve_batching(per_device, accumulation, effective, w).accumulation for w in worlds] == [16, 8, 2, 1]
+    deepspeed = fill_auto(OmegaConf.to_container(cfg.deepspeed), resolve_batching(1, None, 16, 2), 1.0, "bf16")
+    assert deepspeed["zero_optimization"]["stage"] == 2 and deepspeed["bf16"]["enabled"] is True
+    assert (deepspeed["train_micro_batch_size_per_gpu"], deepspeed["gradient_accumulation_steps"],
+            deepspeed["train_batch_size"], deepspeed["gradient_clipping"]) == (1, 8, 16, 1.0)
+
+
+@pytest.mark.parametrize("experiment", ["demo", "radgenome", "ctrg"])
+def test_every_experiment_instantiates(experiment):
+    cfg = compose_train(["output_dir=unused", *TINY_MODEL]) if experiment == "demo" else paper_config(experiment)
+    assert isinstance(instantiate(cfg.trainer), TrainerConfig)
+    model = build_model(cfg, tokenizer())
+    assert isinstance(model, Reg2RG)
+    assert model.config["llm"]["tuning"] == ("full" if experiment == "demo" else "lora")
+
+
+def test_the_demo_is_the_default_and_offline():
+    cfg = compose_train(["output_dir=unused"])
+    assert cfg.name == "demo" and cfg.data.name == "synthetic" and cfg.deepspeed is None
+    assert cfg.llm.name_or_path is None and cfg.llm.tokenizer is None and cfg.evaluation.enabled
+    assert cfg.model.vision_encoder.image_size == cfg.data.preprocessing.target_size[0]
+    assert cfg.trainer.mixed_precision == "no" and not cfg.model.freeze_vision_encoder
+
+
+@pytest.mark.parametrize("override, layout", [
+    ("model.use_texture=false", (4, 0, 1)),
+    ("model.use_geometry=false", (4, 4, 0)),
+    ("model.use_global=false", (0, 4, 1)),
+    ("model.rra=false", (4, 4, 1)),
+])
+def test_ablations_are_overrides(override, layout):
+    model = build_model(paper_config("radgenome", [override]), tokenizer())
+    assert (model.layout.global_tokens, model.layout.texture_tokens, model.layout.geometry_tokens) == layout
+
+
+def test_gpt2_decoder_ablation():
+    cfg = compose_train(["experiment=radgenome", "llm=gpt2", "llm.name_or_path=null", f"+llm.architecture={TINY_GPT2}",
+                         "model.vit_checkpoint=null", "model.perceiver_checkpoint=null", *TINY_ENCODERS,
+                         "output_dir=unused"])
+    assert build_model(cfg, tokenizer()).llm.base_model.config.model_type == "gpt2"
+
+
+def test_rra_and_lfd_switch_the_data_side(tiny_data):
+    on = compose_train([*data_overrides(tiny_data), "output_dir=unused"])
+    off = compose_train([*data_overrides(tiny_data), "model.rra=false", "data.lfd=false", "output_dir=unused"])
+    assert dataset(on, "train").shuffle_regions and dataset(on, "train").lfd
+    assert not dataset(off, "train").shuffle_regions and not dataset(off, "train").lfd
+    assert not dataset(on, "valid").shuffle_regions  # evaluation reads the canonical order
+
+
+def test_resume_and_logger_options_compose():
+    cfg = compose_train(["output_dir=unused", "logger=none", "resume=latest", "deepspeed=zero2"])
+    assert cfg.logger.wandb is None and cfg.resume == "latest" and cfg.deepspeed.zero_optimization.stage == 2
+    assert compose_train(["output_dir=unused"]).logger.wandb.project == "reg2rg"

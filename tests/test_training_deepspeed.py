@@ -1,0 +1,67 @@
+"""A few training steps through DeepSpeed ZeRO-2 (bf16, the radgenome experiment at test size) in one gloo
+process on the CPU, a resume from its checkpoint, and the run's checkpoint opened as a model.
+
+Runs in a subprocess: DeepSpeed keeps process-wide state. DeepSpeed's C++ ops are marked unavailable
+there, so that nothing compiles (its CPU shared-memory allreduce alone takes ~80 s to build and a
+single process does not need it); the optimizer is the trainer's torch AdamW.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_training_helpers import REPO
+
+import reg2rg
+
+pytest.importorskip("deepspeed", reason="DeepSpeed is the optional extra: pip install -e .[deepspeed]")
+
+RUNNER = """
+import json, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import deepspeed.ops
+deepspeed.ops.__compatible_ops__ = {{}}  # build no C++ op
+
+from test_training_helpers import OFFLINE_PAPER, TINY_TRAINER, compose_train, data_overrides, logged
+from reg2rg.training import train
+
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+common = [
+    "experiment=radgenome", "data=synthetic", *data_overrides(data), "prepare_data=false", "logger=none",
+    *OFFLINE_PAPER,
+    *[o for o in TINY_TRAINER if not o.startswith("trainer.mixed_precision")],  # keep the experiment's bf16
+    "trainer.max_steps=3", "trainer.save_every_n_steps=2",
+]
+first = train(compose_train([*common, f"output_dir={{out / 'first'}}"]))
+resumed = train(compose_train([*common, f"output_dir={{out / 'resumed'}}",
+                               f"resume={{first['run_dir'] / 'checkpoints' / 'checkpoint-2'}}"]))
+print(json.dumps({{"first": logged(first["run_dir"]), "resumed": logged(resumed["run_dir"]),
+                  "checkpoint": str(first["checkpoint"])}}))
+"""
+
+
+def test_zero2_trains_checkpoints_and_resumes_in_one_cpu_process(tiny_data, tmp_path):
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER.format(tests=str(REPO / "tests")))
+    done = subprocess.run([sys.executable, str(runner), str(tiny_data), str(tmp_path)], capture_output=True,
+                          text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+
+    deepspeed = json.loads((tmp_path / "first" / "deepspeed.json").read_text())
+    assert deepspeed["zero_optimization"]["stage"] == 2 and deepspeed["bf16"]["enabled"] is True
+    assert (deepspeed["train_micro_batch_size_per_gpu"], deepspeed["gradient_accumulation_steps"]) == (2, 2)
+    first, resumed = result["first"], result["resumed"]
+    assert sorted(first) == ["1", "2", "3"] and sorted(resumed) == ["3"]
+    assert resumed["3"]["loss"] == pytest.approx(first["3"]["loss"], rel=1e-6)
+    assert resumed["3"]["grad_norm"] == pytest.approx(first["3"]["grad_norm"], rel=1e-6)
+
+    checkpoint = tmp_path / "first" / "checkpoints" / "checkpoint-3"
+    assert str(checkpoint) == result["checkpoint"]
+    assert list((checkpoint / "deepspeed").glob("*zero_pp_rank_0_*optim_states.pt"))  # this process's partition
+    model = reg2rg.from_pretrained(checkpoint)
+    assert model.config["llm"]["tuning"] == "lora" and model.config["llm"]["activation_checkpointing"]

@@ -1,0 +1,99 @@
+"""Launching: deepspeed's ``--local_rank`` argument, Hydra multirun sweeps, and SIGTERM on a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import yaml
+from test_training_helpers import REPO, logged, tiny_overrides
+
+from reg2rg.training.checkpointing import STATE_FILE, list_checkpoints
+from reg2rg.training.launch import strip_local_rank
+
+SCRIPT = str(REPO / "scripts" / "train.py")
+
+
+@pytest.mark.parametrize("argv, kept, local_rank", [
+    (["train.py", "--local_rank=3", "experiment=demo"], ["train.py", "experiment=demo"], "3"),
+    (["train.py", "--local-rank", "1", "a=b"], ["train.py", "a=b"], "1"),
+    (["train.py", "a=b"], ["train.py", "a=b"], None),
+])
+def test_local_rank_argument_is_stripped_for_hydra(argv, kept, local_rank):
+    with mock.patch.dict(os.environ, {"WORLD_SIZE": "4"}):  # under a launcher the argument's rank is kept
+        os.environ.pop("LOCAL_RANK", None)
+        assert strip_local_rank(argv) == kept
+        assert os.environ.get("LOCAL_RANK") == local_rank
+
+
+def test_without_a_launcher_the_local_rank_argument_is_dropped():
+    with mock.patch.dict(os.environ):
+        os.environ.pop("LOCAL_RANK", None)
+        os.environ.pop("WORLD_SIZE", None)
+        assert strip_local_rank(["train.py", "--local_rank=0"]) == ["train.py"] and "LOCAL_RANK" not in os.environ
+
+
+def test_a_bad_local_rank_is_named():
+    with pytest.raises(ValueError, match="--local_rank"):
+        strip_local_rank(["train.py", "--local_rank"])
+
+
+def test_multirun_sweeps_an_ablation_under_a_deepspeed_style_argv(tiny_data, tmp_path):
+    """``deepspeed`` appends --local_rank=N; Hydra runs both jobs of the sweep in one process."""
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, SCRIPT, "--local_rank=0", "-m", "model.use_geometry=true,false",
+               *tiny_overrides(tiny_data, None), "trainer.max_steps=1", f"hydra.sweep.dir={sweep}"]
+    subprocess.run(command, check=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    for job, use_geometry in (("0", True), ("1", False)):
+        run = sweep / job
+        assert yaml.safe_load((run / "config.yaml").read_text())["model"]["use_geometry"] is use_geometry
+        assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["checkpoint-1"]
+        config = json.loads((run / "checkpoints" / "checkpoint-1" / "config.json").read_text())
+        assert config["use_geometry"] is use_geometry
+
+
+def test_sigterm_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, SCRIPT, *tiny_overrides(tiny_data, None), "trainer.epochs=1000",
+               f"hydra.run.dir={run}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not ((run / "metrics.jsonl").is_file() and max(logged(run), default=0) >= 2):
+            assert process.poll() is None and time.monotonic() < deadline, "training did not reach step 2"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM, errors[-2000:]
+    checkpoints = list_checkpoints(run / "checkpoints")
+    state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
+    assert state["step"] == max(logged(run)) >= 2 and state["step"] < 3000
+
+
+def test_torchrun_on_two_cpu_processes_resumes_on_the_same_curve(tiny_data, tmp_path):
+    """DDP over gloo: each process writes its RNG state into the shared checkpoint; a resume restores all."""
+    def torchrun(run: Path, *extra: str) -> dict[int, dict]:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT,
+                   *tiny_overrides(tiny_data, None), "trainer.epochs=2", "trainer.save_every_n_steps=2",
+                   "trainer.keep_last=null", f"hydra.run.dir={run}", *extra]
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return logged(run)
+
+    full = torchrun(tmp_path / "full")
+    checkpoint = tmp_path / "full" / "checkpoints" / "checkpoint-4"
+    assert {"rng_state_0.pt", "rng_state_1.pt", "optimizer.pt"} <= {p.name for p in checkpoint.iterdir()}
+    resumed = torchrun(tmp_path / "resumed", f"resume={checkpoint}")
+    assert sorted(full) == [1, 2, 3, 4, 5, 6] and sorted(resumed) == [5, 6]
+    for step in (5, 6):
+        assert resumed[step]["loss"] == pytest.approx(full[step]["loss"], rel=1e-6)
+        assert resumed[step]["grad_norm"] == pytest.approx(full[step]["grad_norm"], rel=1e-6)

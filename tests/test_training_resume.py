@@ -1,0 +1,86 @@
+"""Checkpoints: a run that dies right after a checkpoint and resumes follows the uninterrupted loss curve;
+SIGINT / SIGTERM write a checkpoint before the run stops; retention keeps the last K."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_training_helpers import compose_train, logged, tiny_overrides
+
+import reg2rg
+from reg2rg.training import train
+from reg2rg.training.checkpointing import STATE_FILE, Checkpointer, TrainingState, list_checkpoints
+
+# 3 steps per epoch; checkpoints every 2 steps and at epoch ends: 2, 3, 4, 6 (keep_last=2 leaves 4 and 6)
+SCHEDULE = ["trainer.epochs=2", "trainer.save_every_n_steps=2", "trainer.keep_last=2"]
+CRASH_AFTER = 4  # mid-epoch: the resumed run must skip the first step of epoch 1 and nothing else
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def run(tiny_data: Path, output_dir: Path, *extra: str) -> dict:
+    return train(compose_train([*tiny_overrides(tiny_data, output_dir), *SCHEDULE, *extra]))
+
+
+def crash_after_checkpoint(monkeypatch, step: int) -> None:
+    """Die (as a killed process would, for everything not on disk) right after checkpoint ``step`` is written."""
+    save = Checkpointer.save
+
+    def save_then_crash(self: Checkpointer, state: TrainingState) -> Path:
+        path = save(self, state)
+        if state.step == step:
+            raise Crash(f"killed after {path}")
+        return path
+
+    monkeypatch.setattr(Checkpointer, "save", save_then_crash)
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve(tiny_data, tmp_path, monkeypatch):
+    full = run(tiny_data, tmp_path / "full")
+    with monkeypatch.context() as patch:
+        crash_after_checkpoint(patch, CRASH_AFTER)
+        with pytest.raises(Crash):
+            run(tiny_data, tmp_path / "resumed")
+    resumed = run(tiny_data, tmp_path / "resumed", "resume=latest")
+
+    uninterrupted, continued = logged(full["run_dir"]), logged(resumed["run_dir"])
+    assert sorted(uninterrupted) == sorted(continued) == [1, 2, 3, 4, 5, 6]
+    for step in range(1, 7):  # on one CPU the runs agree bitwise; the tolerance is for other kernels
+        for key in ("loss", "grad_norm", "lr"):
+            assert continued[step][key] == pytest.approx(uninterrupted[step][key], rel=1e-6), (step, key)
+    assert uninterrupted[6]["loss"] < uninterrupted[1]["loss"]  # it trains
+
+    final = [load_file(result["checkpoint"] / "model.safetensors") for result in (full, resumed)]
+    assert final[0].keys() == final[1].keys()
+    assert all(torch.allclose(final[0][name], final[1][name], atol=1e-5) for name in final[0])
+    assert [p.name for p in list_checkpoints(resumed["run_dir"] / "checkpoints")] == ["checkpoint-4", "checkpoint-6"]
+    assert not list((resumed["run_dir"] / "checkpoints").glob(".*"))  # no staging folders left behind
+    assert resumed["exit_code"] == 0 and resumed["stopped_by"] is None
+
+
+def test_a_signal_writes_a_checkpoint_then_stops(tiny_data, tmp_path, monkeypatch):
+    from reg2rg.training import trainer
+
+    after_step = trainer.Trainer._after_step
+
+    def interrupt_at_step_2(self, stop):
+        if self.state.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C (SIGTERM goes through the same handler)
+        return after_step(self, stop)
+
+    monkeypatch.setattr(trainer.Trainer, "_after_step", interrupt_at_step_2)
+    result = run(tiny_data, tmp_path / "run", "trainer.save_every_n_steps=null", "evaluation.enabled=true")
+
+    assert result["stopped_by"] == "SIGINT" and result["exit_code"] == 128 + signal.SIGINT
+    assert result["checkpoint"].name == "checkpoint-2" and (result["checkpoint"] / STATE_FILE).is_file()
+    assert result["metrics"] is None  # no evaluation after a preemption
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
+    model = reg2rg.from_pretrained(result["checkpoint"])  # the checkpoint opens as a model
+    assert not model.training

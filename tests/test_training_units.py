@@ -1,0 +1,128 @@
+"""The training pieces on their own: batching, data order, DeepSpeed "auto" values, checkpoint lookup,
+config validation, metrics logging, signals, and studies that fail to load."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+
+import pytest
+from test_training_helpers import compose_train, logged, tiny_overrides
+
+from reg2rg.training import train
+from reg2rg.training.batching import Batching, resolve_batching
+from reg2rg.training.checkpointing import STATE_FILE, find_checkpoint
+from reg2rg.training.deepspeed_config import fill_auto
+from reg2rg.training.loader import StepSampler
+from reg2rg.training.preemption import preemption_flag
+from reg2rg.training.tracking import MetricsLog, wandb_mode
+from reg2rg.training.trainer import TrainerConfig
+
+
+def test_accumulation_keeps_the_effective_batch():
+    assert resolve_batching(2, None, 16, 4) == Batching(per_device=2, accumulation=2, world_size=4)
+    assert resolve_batching(1, 4, None, 2).effective == 8
+    with pytest.raises(ValueError, match="not a multiple"):
+        resolve_batching(3, None, 16, 1)
+    with pytest.raises(ValueError, match="= 8, but trainer.effective_batch_size=16"):
+        resolve_batching(1, 4, 16, 2)
+
+
+def rank_batches(size: int, batching: Batching, epoch: int, start_step: int = 0) -> list[list[list[int]]]:
+    """Per rank, its micro-batches of one epoch."""
+    out = []
+    for rank in range(batching.world_size):
+        indices = list(StepSampler(size, batching, rank, seed=7, epoch=epoch, start_step=start_step))
+        out.append([indices[i : i + batching.per_device] for i in range(0, len(indices), batching.per_device)])
+    return out
+
+
+def step_samples(size: int, batching: Batching, epoch: int) -> list[set[int]]:
+    """The samples of each optimizer step, over all ranks and micro-batches."""
+    per_rank = rank_batches(size, batching, epoch)
+    a = batching.accumulation
+    return [{i for rank in per_rank for batch in rank[s * a : (s + 1) * a] for i in batch}
+            for s in range(len(per_rank[0]) // a)]
+
+
+def test_each_step_sees_the_same_samples_on_any_number_of_processes():
+    one_gpu, eight_gpus = Batching(2, 8, 1), Batching(1, 2, 8)
+    assert step_samples(70, one_gpu, epoch=3) == step_samples(70, eight_gpus, epoch=3)
+    steps = step_samples(70, one_gpu, epoch=3)
+    assert len(steps) == 4 and all(len(s) == 16 for s in steps)  # 70 // 16 whole steps; 6 samples wait
+    assert len(set().union(*steps)) == 64
+    assert steps != step_samples(70, one_gpu, epoch=4)  # a new order every epoch
+
+
+def test_resuming_mid_epoch_skips_exactly_the_steps_done():
+    batching = Batching(2, 2, 2)
+    full, resumed = rank_batches(40, batching, epoch=1), rank_batches(40, batching, epoch=1, start_step=3)
+    assert [rank[3 * 2 :] for rank in full] == resumed
+    with pytest.raises(ValueError, match="less than one effective batch"):
+        StepSampler(7, batching, 0, 0, 0)
+
+
+def test_deepspeed_auto_values_are_filled_or_named():
+    template = {"train_batch_size": "auto", "bf16": {"enabled": "auto"}, "zero_optimization": {"stage": 2}}
+    filled = fill_auto(template, Batching(2, 4, 2), 0.5, "bf16")
+    assert filled == {"train_batch_size": 16, "bf16": {"enabled": True}, "zero_optimization": {"stage": 2}}
+    assert template["train_batch_size"] == "auto"  # the template is not changed
+    with pytest.raises(ValueError, match=r"zero_optimization\.reduce_bucket_size"):
+        fill_auto({"zero_optimization": {"reduce_bucket_size": "auto"}}, Batching(1, 1, 1), 1.0, "no")
+
+
+def test_resume_finds_checkpoints_by_name_folder_or_run(tmp_path):
+    run = tmp_path / "run"
+    for step in (2, 10, 9):
+        (run / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
+        (run / "checkpoints" / f"checkpoint-{step}" / STATE_FILE).write_text("{}")
+    (run / "checkpoints" / "checkpoint-11").mkdir()  # incomplete: no state file
+    newest = run / "checkpoints" / "checkpoint-10"
+    assert find_checkpoint("latest", run / "checkpoints") == newest
+    assert find_checkpoint(str(run), tmp_path) == find_checkpoint(str(run / "checkpoints"), tmp_path) == newest
+    assert find_checkpoint(str(run / "checkpoints" / "checkpoint-2"), tmp_path).name == "checkpoint-2"
+    assert find_checkpoint("latest", tmp_path / "empty") is None and find_checkpoint(None, run) is None
+    with pytest.raises(FileNotFoundError, match="neither a training checkpoint"):
+        find_checkpoint(str(tmp_path / "nowhere"), run)
+
+
+def test_trainer_config_names_bad_values():
+    with pytest.raises(ValueError, match="mixed_precision"):
+        TrainerConfig(optimizer=None, mixed_precision="fp8")
+    with pytest.raises(ValueError, match="trainer.keep_last must be >= 1"):
+        TrainerConfig(optimizer=None, keep_last=0)
+
+
+def test_metrics_go_to_the_jsonl_file_and_wandb(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert wandb_mode(None) == "offline" and wandb_mode("disabled") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode(None) == "online"
+    metrics = MetricsLog(tmp_path, {"project": "reg2rg-test", "mode": "disabled"}, "unit", {"seed": 0})
+    metrics.log({"loss": 1.5}, step=3)
+    metrics.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 3, "loss": 1.5}
+
+
+def test_the_first_signal_raises_the_flag_the_second_acts_as_usual():
+    with preemption_flag() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop and stop.name == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second SIGTERM would end the process
+    with preemption_flag() as stop:
+        assert not stop and stop.name is None
+
+
+def test_a_study_that_fails_to_load_is_replaced_counted_and_logged(tiny_data, tmp_path, caplog):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    entry = json.loads((data / "cache" / "train.jsonl").read_text().splitlines()[0])
+    (data / "cache" / entry["file"]).write_bytes(b"not a cache file")
+    result = train(compose_train([*tiny_overrides(data, tmp_path / "run"), "trainer.epochs=1"]))
+    assert result["step"] == 3 and logged(result["run_dir"])[3]["unreadable_studies"] == 1
+    assert entry["study_id"] in caplog.text
+    state = json.loads((result["checkpoint"] / STATE_FILE).read_text())
+    assert state["unreadable"] == [entry["study_id"]]
