@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from functools import cached_property
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from reg2rg.data import codec
 from reg2rg.data.errors import StudyError
 from reg2rg.data.preprocessing import Box, PreprocessConfig, bin_volumes, box_slices, foreground_box, resize, window
 from reg2rg.data.records import StudyRecord
+from reg2rg.files import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -158,16 +158,9 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
 
 def write_npz(path: Path, meta: dict, arrays: dict[str, np.ndarray]) -> None:
     """Write the study file under a temporary name, then rename it into place (never a half file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     header = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, meta=header, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as temporary, open(temporary, "wb") as f:
+        np.savez(f, meta=header, **arrays)
 
 
 def read_meta(path: Path) -> dict:

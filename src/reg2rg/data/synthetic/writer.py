@@ -22,7 +22,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,6 +34,7 @@ from reg2rg.data.synthetic.config import SyntheticConfig, as_config
 from reg2rg.data.synthetic.perturb import perturb_masks
 from reg2rg.data.synthetic.reports import REPORT_ORDER
 from reg2rg.data.synthetic.study import PERTURBATION, make_study, study_rng
+from reg2rg.files import atomic_write_bytes
 
 GENERATOR_VERSION = 1  # bump when the phantom changes, so that resumed datasets are regenerated
 REPORT_CSV = {"train": "train_region_report.csv", "valid": "validation_region_report.csv"}
@@ -110,10 +110,10 @@ def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key:
         if record.get("key") == key and all(path.is_file() for path in files):
             return record, False
     study = make_study(cfg, cfg.seed, index, split)
-    _atomic_write(volume, _nifti_bytes(study.volume, study.affine))
+    atomic_write_bytes(volume, _nifti_bytes(study.volume, study.affine))
     written = perturb_masks(study.masks, cfg.perturbation, study_rng(cfg.seed, split, index, PERTURBATION))
     for region in REGIONS:
-        _atomic_write(masks / f"{region}.nii.gz", _nifti_bytes(written[region].astype(np.uint8), study.affine))
+        atomic_write_bytes(masks / f"{region}.nii.gz", _nifti_bytes(written[region].astype(np.uint8), study.affine))
     record = {
         "key": key,
         "region_reports": {region: study.region_reports[region] for region in REPORT_ORDER if region in study.region_reports},
@@ -122,7 +122,7 @@ def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key:
         "findings": [dataclasses.asdict(f) for f in study.findings],
         "female": study.female,
     }
-    _atomic_write(record_path, json.dumps(record, indent=1).encode("utf-8"))  # last: marks the study complete
+    atomic_write_bytes(record_path, json.dumps(record, indent=1).encode("utf-8"))  # last: marks the study complete
     return record, True
 
 
@@ -145,12 +145,4 @@ def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    _atomic_write(path, buffer.getvalue().encode("utf-8"))
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
