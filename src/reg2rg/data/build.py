@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict
@@ -23,6 +22,7 @@ from reg2rg.data.cache import CACHE_VERSION, build_study, precomputed_params, re
 from reg2rg.data.errors import SkipLog, StudyError
 from reg2rg.data.preprocessing import PreprocessConfig
 from reg2rg.data.records import LabelMap, MaskFolder, StudyRecord
+from reg2rg.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +31,15 @@ def study_file(cache_dir: Path, study_id: str) -> Path:
     return Path(cache_dir) / "studies" / f"{study_id}.npz"
 
 
-def _is_current(path: Path, cfg: PreprocessConfig) -> bool:
-    """A finished cache file built with these parameters (an unreadable one counts as not built)."""
+def _current_meta(path: Path, cfg: PreprocessConfig) -> dict | None:
+    """The meta of a finished cache file built with these parameters; None when it must be (re)built."""
     try:
         meta = read_meta(path)
-    except Exception:  # a truncated or foreign file: rebuild it
-        return False
-    return (meta.get("version") == CACHE_VERSION and meta.get("foreground_hu") == cfg.foreground_hu
-            and meta.get("precomputed") == precomputed_params(cfg))
+    except Exception:  # missing, truncated or foreign: rebuild it
+        return None
+    current = (meta.get("version") == CACHE_VERSION and meta.get("foreground_hu") == cfg.foreground_hu
+               and meta.get("precomputed") == precomputed_params(cfg))
+    return meta if current else None
 
 
 def _build_one(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str) -> tuple[str, dict]:
@@ -73,9 +74,9 @@ def build_cache(records: list[StudyRecord], cache_dir: str | Path, split: str, c
     start = time.perf_counter()
     todo, entries, reused = [], {}, 0
     for record in records:
-        path = study_file(cache_dir, record.study_id)
-        if _is_current(path, cfg):
-            entries[record.study_id] = (record, read_meta(path))
+        meta = _current_meta(study_file(cache_dir, record.study_id), cfg)
+        if meta is not None:
+            entries[record.study_id] = (record, meta)
             reused += 1
         else:
             todo.append(record)
@@ -133,7 +134,7 @@ def write_index(path: Path, entries: list[tuple[StudyRecord, dict]]) -> None:
             "report": record.report,
             "labels": record.labels,
         }))
-    _atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write_bytes(path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
 
 
 def read_index(cache_dir: str | Path, split: str) -> list[dict]:
@@ -147,11 +148,4 @@ def read_index(cache_dir: str | Path, split: str) -> list[dict]:
 def _update_report(path: Path, split: str, report: dict) -> None:
     existing = json.loads(path.read_text()) if path.is_file() else {}
     existing[split] = report
-    _atomic_write_text(path, json.dumps(existing, indent=2))
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, json.dumps(existing, indent=2).encode("utf-8"))
