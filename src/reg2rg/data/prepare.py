@@ -18,16 +18,23 @@ def preprocessing_config(data_cfg: DictConfig) -> PreprocessConfig:
 
 
 def ensure_synthetic(data_cfg: DictConfig) -> None:
-    """Write the synthetic dataset when the config asks for one and its folder holds none yet."""
+    """Write or complete the synthetic dataset the config asks for (a no-op for real data).
+
+    Studies already on disk with the same phantom settings are reused, so a first run generates
+    everything and a changed ``n_train``, ``n_valid`` or phantom setting takes effect instead of
+    silently training on the old dataset.
+    """
     if data_cfg.get("synthetic") is None:
         return
-    from reg2rg.data.synthetic import SyntheticConfig, write_dataset
+    from tqdm import tqdm
 
-    root = Path(data_cfg.root)
-    if (root / "radgenome_files" / "validation_region_report.csv").is_file():
-        return
-    log.info("generating the synthetic dataset in %s", root)
-    write_dataset(root, SyntheticConfig(**OmegaConf.to_container(data_cfg.synthetic, resolve=True)))
+    from reg2rg.data.synthetic import SyntheticConfig, summary_line, write_dataset
+
+    config = SyntheticConfig(**OmegaConf.to_container(data_cfg.synthetic, resolve=True))
+    with tqdm(total=config.n_train + config.n_valid, unit="study", desc="synthetic data", leave=False) as bar:
+        summary = write_dataset(Path(data_cfg.root), config, on_study=lambda _: bar.update())
+    if summary["generated"]:
+        log.info("%s", summary_line(summary))
 
 
 def prepare_dataset(data_cfg: DictConfig, splits: list[str], workers: int = 1) -> dict[str, dict]:
