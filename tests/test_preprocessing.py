@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -153,6 +154,20 @@ def test_build_cache_is_resumable_and_skips_bad_studies(tmp_path):
 
     with pytest.raises(Exception, match="s2.nii.gz"):
         build_cache(records, tmp_path / "strict", "train", cfg, skips=SkipLog("strict"))
+
+
+def test_a_study_whose_source_files_changed_is_rebuilt(tmp_path):
+    """The cache follows its sources: a rewritten volume or mask (a regenerated dataset) is not served stale."""
+    records = _records(tmp_path, 3)
+    cfg = PreprocessConfig(target_size=(8, 8, 4))
+    build_cache(records, tmp_path / "cache", "train", cfg)
+    volume, _ = _phantom(np.random.default_rng(9), shape=(20, 18, 10))
+    _write(records[0].volume, volume)
+    heart = records[2].masks.files["heart"]
+    os.utime(heart, ns=(heart.stat().st_atime_ns, heart.stat().st_mtime_ns + 10**9))  # same bytes, touched
+    again = build_cache(records, tmp_path / "cache", "train", cfg)
+    assert (again["built"], again["reused"]) == (2, 1)
+    assert (build_cache(records, tmp_path / "cache", "train", cfg)["reused"]) == 3
 
 
 def test_dataset_samples_and_region_order(tmp_path):

@@ -18,10 +18,10 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from reg2rg.data.cache import CACHE_VERSION, build_study, precomputed_params, read_meta
+from reg2rg.data.cache import CACHE_VERSION, build_study, precomputed_params, read_meta, source_signature
 from reg2rg.data.errors import SkipLog, StudyError
 from reg2rg.data.preprocessing import PreprocessConfig
-from reg2rg.data.records import LabelMap, MaskFolder, StudyRecord
+from reg2rg.data.records import StudyRecord
 from reg2rg.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -31,14 +31,17 @@ def study_file(cache_dir: Path, study_id: str) -> Path:
     return Path(cache_dir) / "studies" / f"{study_id}.npz"
 
 
-def _current_meta(path: Path, cfg: PreprocessConfig) -> dict | None:
-    """The meta of a finished cache file built with these parameters; None when it must be (re)built."""
+def _current_meta(path: Path, record: StudyRecord, cfg: PreprocessConfig) -> dict | None:
+    """The meta of a finished cache file built from the record's present source files with these parameters;
+    None when it must be (re)built."""
     try:
         meta = read_meta(path)
     except Exception:  # missing, truncated or foreign: rebuild it
         return None
+    source = source_signature(record)
     current = (meta.get("version") == CACHE_VERSION and meta.get("foreground_hu") == cfg.foreground_hu
-               and meta.get("precomputed") == precomputed_params(cfg))
+               and meta.get("precomputed") == precomputed_params(cfg)
+               and source is not None and meta.get("source") == source)
     return meta if current else None
 
 
@@ -55,15 +58,7 @@ def _build_one(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str
 
 def _source_bytes(record: StudyRecord) -> int:
     """Size of the study's source files (volume + masks) on disk."""
-    files = [record.volume]
-    if isinstance(record.masks, MaskFolder):
-        files += [p for region, p in record.masks.files.items() if region in record.region_reports]
-    elif isinstance(record.masks, LabelMap):
-        files.append(record.masks.path)
-    paths = [Path(f) for f in files]
-    return sum(p.stat().st_size for p in paths if p.is_file()) + sum(
-        q.stat().st_size for p in paths if p.is_dir() for q in p.iterdir() if q.is_file()
-    )
+    return sum(p.stat().st_size for p in record.source_files() if p.is_file())
 
 
 def build_cache(records: list[StudyRecord], cache_dir: str | Path, split: str, cfg: PreprocessConfig,
@@ -74,7 +69,7 @@ def build_cache(records: list[StudyRecord], cache_dir: str | Path, split: str, c
     start = time.perf_counter()
     todo, entries, reused = [], {}, 0
     for record in records:
-        meta = _current_meta(study_file(cache_dir, record.study_id), cfg)
+        meta = _current_meta(study_file(cache_dir, record.study_id), record, cfg)
         if meta is not None:
             entries[record.study_id] = (record, meta)
             reused += 1

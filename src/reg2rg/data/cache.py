@@ -100,11 +100,21 @@ class _Writer:
         self.table[key] = {"dtype": "bool" if is_mask else str(array.dtype), "shape": list(array.shape)}
 
 
+def source_signature(record: StudyRecord) -> list[list] | None:
+    """[name, bytes, modification time (ns)] of each source file; a cached study is current only while its
+    sources still match (None when one is missing: nothing can match it)."""
+    try:
+        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in record.source_files()]
+    except OSError:
+        return None
+
+
 def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str = "resample") -> dict:
     """Decode, validate and cache one study; returns its meta. Raises StudyError on bad input."""
     from reg2rg.data.masks import read_region_masks
     from reg2rg.data.volumes import read_volume
 
+    source = source_signature(record)  # before reading: a file changed meanwhile makes the entry stale
     volume = read_volume(record.volume)
     hu, rounded = _as_hu_int16(volume.array, str(record.volume))
     masks = read_region_masks(record.masks, volume, list(record.region_reports), grid=grid)
@@ -148,6 +158,7 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
         "rounded_hu": rounded,
         "foreground_hu": cfg.foreground_hu,
         "precomputed": params,
+        "source": source,
         "regions": regions,
         "dropped": dropped,
         "arrays": out.table,

@@ -56,3 +56,12 @@ class StudyRecord:
     region_reports: dict[str, str]
     report: str = ""
     labels: dict[str, int] = field(default_factory=dict)
+
+    def source_files(self) -> list[Path]:
+        """The files the study is read from: the volume (each file of a DICOM folder) and its reported regions' masks."""
+        paths = [Path(self.volume)]
+        if isinstance(self.masks, MaskFolder):
+            paths += [Path(p) for region, p in self.masks.files.items() if region in self.region_reports]
+        else:
+            paths.append(Path(self.masks.path))
+        return [q for p in paths for q in (sorted(p.iterdir()) if p.is_dir() else [p])]
