@@ -152,6 +152,17 @@ def test_each_finding_can_be_forced_and_is_reported_in_its_region(name):
         assert any(word in text for word in KEYWORDS[name]), (name, text)
 
 
+def test_plain_reports_vary_only_with_the_findings():
+    """varied_reports=false: one wording per statement, no negations; a normal region always reads the same."""
+    plain = SyntheticConfig(shape=SMALL, finding_prevalence=only("Cardiomegaly"), varied_reports=False)
+    normal = SyntheticConfig(shape=SMALL, finding_prevalence=0.0, varied_reports=False)
+    varied = SyntheticConfig(shape=SMALL, finding_prevalence=0.0)
+    hearts = {make_study(normal, 0, index).region_reports["heart"] for index in range(6)}
+    assert hearts == {"The heart contour is normal."}
+    assert make_study(plain, 0, 0).region_reports["heart"] == "The heart is enlarged (cardiomegaly)."
+    assert len({make_study(varied, 0, index).region_reports["heart"] for index in range(6)}) > 1
+
+
 def test_all_labels_occur_in_small_random_studies():
     cfg = SyntheticConfig(shape=(48, 48, 24))
     seen = set()
@@ -341,3 +352,25 @@ def test_bad_study_arguments_raise():
         make_study(SyntheticConfig(shape=SMALL), 0, 0, split="test")
     with pytest.raises(ValueError, match="index"):
         make_study(SyntheticConfig(shape=SMALL), 0, -1)
+
+
+def test_ensure_synthetic_follows_the_config_but_never_rewrites_a_hand_written_dataset(tmp_path):
+    from omegaconf import OmegaConf
+
+    from reg2rg.data.prepare import ensure_synthetic
+
+    def data_cfg(root: Path, **synthetic) -> object:
+        return OmegaConf.create({"root": str(root), "synthetic": {"shape": [24, 24, 12], "seed": 3, **synthetic}})
+
+    managed = tmp_path / "managed"
+    ensure_synthetic(data_cfg(managed, n_train=1, n_valid=1))
+    ensure_synthetic(data_cfg(managed, n_train=2, n_valid=1))  # a changed count takes effect
+    assert len(read_csv(managed / "multi_abnormality_labels" / "train_predicted_labels.csv")) == 3
+
+    by_hand = tmp_path / "by_hand"
+    write_dataset(by_hand, SyntheticConfig(n_train=1, n_valid=1, shape=(24, 24, 12), seed=3))
+    before = {p: p.stat().st_mtime_ns for p in by_hand.rglob("*") if p.is_file()}
+    ensure_synthetic(data_cfg(by_hand, n_train=1, n_valid=1))  # its own settings: used as it is
+    with pytest.raises(ValueError, match=f"{by_hand}.*other settings"):
+        ensure_synthetic(data_cfg(by_hand, n_train=2, n_valid=1))
+    assert {p: p.stat().st_mtime_ns for p in by_hand.rglob("*") if p.is_file()} == before

@@ -9,8 +9,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from reg2rg.data.build import build_cache
 from reg2rg.data.preprocessing import PreprocessConfig
+from reg2rg.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
+
+MANAGED = ".synthetic/written_from_config"  # marks a synthetic folder that follows data.synthetic
 
 
 def preprocessing_config(data_cfg: DictConfig) -> PreprocessConfig:
@@ -20,28 +23,44 @@ def preprocessing_config(data_cfg: DictConfig) -> PreprocessConfig:
 def ensure_synthetic(data_cfg: DictConfig) -> None:
     """Write or complete the synthetic dataset the config asks for (a no-op for real data).
 
-    Studies already on disk with the same phantom settings are reused, so a first run generates
-    everything and a changed ``n_train``, ``n_valid`` or phantom setting takes effect instead of
-    silently training on the old dataset.
+    A folder this function wrote (it holds ``MANAGED``) follows the config: studies with the same
+    settings are reused, a changed ``n_train``, ``n_valid`` or phantom setting is generated. A
+    dataset written otherwise (``scripts/make_synthetic.py``) is never rewritten: it is used when it
+    matches the config, else the run stops with what to do.
     """
     if data_cfg.get("synthetic") is None:
         return
     from tqdm import tqdm
 
-    from reg2rg.data.synthetic import SyntheticConfig, summary_line, write_dataset
+    from reg2rg.data.synthetic import SyntheticConfig, dataset_matches, summary_line, write_dataset
 
+    root = Path(data_cfg.root)
     config = SyntheticConfig(**OmegaConf.to_container(data_cfg.synthetic, resolve=True))
+    written = (root / "radgenome_files").is_dir()
+    if written and not (root / MANAGED).is_file():
+        if not dataset_matches(root, config):
+            raise ValueError(
+                f"{root} holds a synthetic dataset written with other settings than data.synthetic "
+                f"({OmegaConf.to_container(data_cfg.synthetic, resolve=True)}); pass the settings it was written with, point data.root to "
+                "another folder, or delete it to have it generated"
+            )
+        return
+    atomic_write_bytes(root / MANAGED, b"written by reg2rg from data.synthetic; rewritten when that changes\n")
     with tqdm(total=config.n_train + config.n_valid, unit="study", desc="synthetic data", leave=False) as bar:
-        summary = write_dataset(Path(data_cfg.root), config, on_study=lambda _: bar.update())
+        summary = write_dataset(root, config, on_study=lambda _: bar.update())
     if summary["generated"]:
         log.info("%s", summary_line(summary))
 
 
-def prepare_dataset(data_cfg: DictConfig, splits: list[str], workers: int = 1) -> dict[str, dict]:
-    """Read each split with the configured reader and bring its cache up to date; returns the reports."""
+def prepare_dataset(data_cfg: DictConfig, splits: list[str], workers: int = 1, synthesize: bool = True) -> dict[str, dict]:
+    """Read each split with the configured reader and bring its cache up to date; returns the reports.
+
+    ``synthesize``: first write or complete the synthetic dataset the config asks for (``ensure_synthetic``).
+    """
     from hydra.utils import instantiate
 
-    ensure_synthetic(data_cfg)
+    if synthesize:
+        ensure_synthetic(data_cfg)
     reader = instantiate(data_cfg.reader)
     cfg = preprocessing_config(data_cfg)
     reports = {}

@@ -10,7 +10,7 @@ from reg2rg.data.synthetic.findings import EXTRA_FINDINGS, FINDING_NAMES, Findin
 from reg2rg.data.synthetic.perturb import perturb_masks
 from reg2rg.data.synthetic.reports import REPORT_ORDER
 from reg2rg.data.synthetic.study import SyntheticStudy, make_study
-from reg2rg.data.synthetic.writer import summary_line, write_dataset
+from reg2rg.data.synthetic.writer import dataset_matches, summary_line, write_dataset
 
 __all__ = [
     "EXTRA_FINDINGS",
@@ -19,6 +19,7 @@ __all__ = [
     "REPORT_ORDER",
     "SyntheticConfig",
     "SyntheticStudy",
+    "dataset_matches",
     "make_study",
     "perturb_masks",
     "summary_line",

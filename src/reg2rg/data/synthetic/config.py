@@ -35,6 +35,9 @@ class SyntheticConfig:
             labels are unchanged): ``dilate_p``/``erode_p``/``shift_p``/``drop_p`` are per-region
             probabilities, ``dilate_k``/``erode_k``/``shift_k`` sizes in voxels. All off by default.
         noise_hu: standard deviation of the Gaussian image noise.
+        varied_reports: paraphrases and random negations of absent findings (realistic text); false
+            writes each statement in one wording without negations, so that report text varies
+            only with the image.
     """
 
     n_train: int = 48
@@ -45,6 +48,7 @@ class SyntheticConfig:
     finding_prevalence: float | dict[str, float] = DEFAULT_PREVALENCE
     mask_perturbation: dict[str, float] = field(default_factory=dict)
     noise_hu: float = 15.0
+    varied_reports: bool = True
 
     def __post_init__(self):
         for name in ("n_train", "n_valid", "seed"):

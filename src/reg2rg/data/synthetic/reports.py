@@ -246,14 +246,20 @@ POSITIVE: dict[str, Callable[[Finding], tuple[str, ...]]] = {
 }
 
 
-def region_reports(findings: list[Finding], female: bool, regions: list[str], rng: np.random.Generator) -> dict[str, str]:
-    """A report for each region in ``regions`` (those with a non-empty mask), in ``REPORT_ORDER``."""
+def region_reports(findings: list[Finding], female: bool, regions: list[str], rng: np.random.Generator,
+                   varied: bool = True) -> dict[str, str]:
+    """A report for each region in ``regions`` (those with a non-empty mask), in ``REPORT_ORDER``.
+
+    ``varied``: paraphrases drawn at random and absent findings negated at random (realistic text);
+    else every statement in its first wording and no negations, so that all the text a region's
+    report varies by comes from its image.
+    """
     unknown = set(regions) - set(REGIONS)
     if unknown:
         raise ValueError(f"unknown region(s) {sorted(unknown)}; expected names from {REGIONS}")
 
     def pick(options: tuple[str, ...]) -> str:
-        return options[int(rng.integers(len(options)))]
+        return options[int(rng.integers(len(options)))] if varied else options[0]
 
     present = {f.name for f in findings}
     reports = {}
@@ -269,7 +275,7 @@ def region_reports(findings: list[Finding], female: bool, regions: list[str], rn
         if not mine:
             sentences.append(pick(NORMAL_MALE_BREAST if region == "breast" and not female else NORMAL[region]))
         for name, (where, probability, options) in NEGATIONS.items():
-            if where == region and rng.random() < probability and name not in present:
+            if varied and where == region and rng.random() < probability and name not in present:
                 sentences.append(pick(options))
         reports[region] = " ".join(sentences)
     return reports

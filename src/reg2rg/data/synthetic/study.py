@@ -75,7 +75,7 @@ def make_study(cfg: SyntheticConfig | Mapping, seed: int | np.random.Generator |
     volume = acquire(phantom.hu, grid, cfg.noise_hu, study_rng(seed, split, index, _NOISE))
 
     regions = [region for region, mask in phantom.masks.items() if mask.any()]
-    reports = region_reports(findings, anatomy.female, regions, study_rng(seed, split, index, _TEXT))
+    reports = region_reports(findings, anatomy.female, regions, study_rng(seed, split, index, _TEXT), cfg.varied_reports)
     placed = {f.label for f in findings}
     return SyntheticStudy(
         volume=volume,

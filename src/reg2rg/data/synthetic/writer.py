@@ -93,6 +93,24 @@ def write_dataset(root: str | Path, cfg: SyntheticConfig | Mapping,
     }
 
 
+def dataset_matches(root: str | Path, cfg: SyntheticConfig | Mapping) -> bool:
+    """Whether ``root`` holds exactly the studies ``cfg`` describes (their records carry its fingerprint)."""
+    cfg, root = as_config(cfg), Path(root)
+    key = _fingerprint(cfg)
+    for split, n in (("train", cfg.n_train), ("valid", cfg.n_valid)):
+        for index in range(n):
+            record = root / RECORDS / split / f"{study_id(split, index)}.json"
+            if not record.is_file() or json.loads(record.read_text(encoding="utf-8")).get("key") != key:
+                return False
+        if not (root / "radgenome_files" / REPORT_CSV[split]).is_file():
+            return False
+        with open(root / "radgenome_files" / REPORT_CSV[split], encoding="utf-8", newline="") as handle:
+            listed = {row[0] for row in csv.reader(handle)} - {"Volumename"}
+        if len(listed) != n:
+            return False
+    return True
+
+
 def summary_line(summary: dict) -> str:
     """One line: where, how many studies, and the finding counts."""
     found = ", ".join(f"{name} {n}" for name, n in sorted(summary["findings"].items(), key=lambda kv: -kv[1]))
