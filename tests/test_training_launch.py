@@ -16,7 +16,7 @@ import yaml
 from test_training_helpers import REPO, logged, tiny_overrides
 
 from reg2rg.training.checkpointing import STATE_FILE, list_checkpoints
-from reg2rg.training.launch import strip_local_rank
+from reg2rg.training.launch import cpu_processes_command, run_as_cpu_processes, strip_local_rank
 
 SCRIPT = str(REPO / "scripts" / "train.py")
 
@@ -59,10 +59,12 @@ def test_multirun_sweeps_an_ablation_under_a_deepspeed_style_argv(tiny_data, tmp
         assert config["use_geometry"] is use_geometry
 
 
-def test_sigterm_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigterm_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_path, processes):
+    """One process, or ``cpu_processes=2`` (the launching process passes SIGTERM on to torchrun)."""
     run = tmp_path / "run"
     command = [sys.executable, SCRIPT, *tiny_overrides(tiny_data, None), "trainer.epochs=1000",
-               f"hydra.run.dir={run}"]
+               f"cpu_processes={processes}", f"hydra.run.dir={run}"]
     process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
@@ -79,20 +81,33 @@ def test_sigterm_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_pat
     assert state["step"] == max(logged(run)) >= 2 and state["step"] < 3000
 
 
+def test_one_cpu_process_or_a_launcher_runs_the_job_in_place():
+    assert run_as_cpu_processes(1, SCRIPT, [], "run") is None
+    with mock.patch.dict(os.environ, {"WORLD_SIZE": "2"}):
+        assert run_as_cpu_processes(2, SCRIPT, [], "run") is None
+    command = cpu_processes_command(2, SCRIPT, ["a=b", "c={d: 1}"], "/runs/x")
+    assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT,
+                           "a=b", "c={d: 1}", "hydra.run.dir=/runs/x"]
+
+
 def test_torchrun_on_two_cpu_processes_resumes_on_the_same_curve(tiny_data, tmp_path):
-    """DDP over gloo: each process writes its RNG state into the shared checkpoint; a resume restores all."""
-    def torchrun(run: Path, *extra: str) -> dict[int, dict]:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT,
-                   *tiny_overrides(tiny_data, None), "trainer.epochs=2", "trainer.save_every_n_steps=2",
-                   "trainer.keep_last=null", f"hydra.run.dir={run}", *extra]
+    """DDP over gloo: each process writes its RNG state into the shared checkpoint; a resume restores all.
+
+    The first run starts under torchrun, the resumed one as ``python scripts/train.py cpu_processes=2``.
+    """
+    def train(run: Path, launcher: list[str], *extra: str) -> dict[int, dict]:
+        command = [*launcher, SCRIPT, *tiny_overrides(tiny_data, None), "trainer.epochs=2",
+                   "trainer.save_every_n_steps=2", "trainer.keep_last=null", f"hydra.run.dir={run}", *extra]
         done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         return logged(run)
 
-    full = torchrun(tmp_path / "full")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    full = train(tmp_path / "full", torchrun)
     checkpoint = tmp_path / "full" / "checkpoints" / "checkpoint-4"
     assert {"rng_state_0.pt", "rng_state_1.pt", "optimizer.pt"} <= {p.name for p in checkpoint.iterdir()}
-    resumed = torchrun(tmp_path / "resumed", f"resume={checkpoint}")
+    resumed = train(tmp_path / "resumed", [sys.executable], "cpu_processes=2", f"resume={checkpoint}")
+    assert json.loads((tmp_path / "resumed" / "checkpoints" / "checkpoint-6" / STATE_FILE).read_text())["world_size"] == 2
     assert sorted(full) == [1, 2, 3, 4, 5, 6] and sorted(resumed) == [5, 6]
     for step in (5, 6):
         assert resumed[step]["loss"] == pytest.approx(full[step]["loss"], rel=1e-6)
