@@ -3,11 +3,13 @@
     python scripts/benchmark.py data [--json PATH] [--studies 2] [--shape 480 480 240]
     python scripts/benchmark.py flops [--json PATH]
     python scripts/benchmark.py evaluation [--json PATH]
+    python scripts/benchmark.py training [--json PATH] [--steps 300] [--processes 2]
 """
 
 import argparse
 import importlib
 import json
+from pathlib import Path
 
 
 def main() -> None:
@@ -21,6 +23,10 @@ def main() -> None:
     data.add_argument("--workdir", default=None, help="where the temporary dataset goes (needs ~0.2 GB per study)")
     commands.add_parser("flops", help="training FLOPs per sample at LLaMA2-7B geometry: ours vs reference design")
     commands.add_parser("evaluation", help="metric protocol wall time: ours vs the official per-sample approach")
+    training = commands.add_parser("training", help="CPU demo samples/s: one process vs one-thread DDP processes")
+    training.add_argument("--steps", type=int, default=300)
+    training.add_argument("--processes", type=int, default=2)
+    training.set_defaults(script=str(Path(__file__).with_name("train.py")))
     for command in commands.choices.values():
         command.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
     args = vars(parser.parse_args())
