@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from accelerate.utils import send_to_device
 
 VISUAL_KEYS = ("image", "texture", "geometry")  # the sample fields a model sees of the study
 
@@ -44,9 +45,8 @@ def _mean_loss(model: Any, samples: Sequence[Mapping[str, Any]], batch_size: int
     total = 0.0
     try:
         for start in range(0, len(samples), batch_size):
-            batch = collate(list(samples[start:start + batch_size]))
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            total += float(model(**batch).loss) * len(samples[start:start + batch_size])
+            chunk = list(samples[start:start + batch_size])
+            total += float(model(**send_to_device(collate(chunk), device)).loss) * len(chunk)
     finally:
         model.train(was_training)
     return total / len(samples)

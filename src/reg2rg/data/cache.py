@@ -104,9 +104,10 @@ def source_signature(record: StudyRecord) -> list[list] | None:
     """[name, bytes, modification time (ns)] of each source file; a cached study is current only while its
     sources still match (None when one is missing: nothing can match it)."""
     try:
-        return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in record.source_files()]
+        stats = [(p.name, p.stat()) for p in record.source_files()]
     except OSError:
         return None
+    return [[name, stat.st_size, stat.st_mtime_ns] for name, stat in stats]
 
 
 def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str = "resample") -> dict:

@@ -35,16 +35,15 @@ def ensure_synthetic(data_cfg: DictConfig) -> None:
     from reg2rg.data.synthetic import SyntheticConfig, dataset_matches, summary_line, write_dataset
 
     root = Path(data_cfg.root)
-    config = SyntheticConfig(**OmegaConf.to_container(data_cfg.synthetic, resolve=True))
-    written = (root / "radgenome_files").is_dir()
-    if written and not (root / MANAGED).is_file():
-        if not dataset_matches(root, config):
-            raise ValueError(
-                f"{root} holds a synthetic dataset written with other settings than data.synthetic "
-                f"({OmegaConf.to_container(data_cfg.synthetic, resolve=True)}); pass the settings it was written with, point data.root to "
-                "another folder, or delete it to have it generated"
-            )
+    settings = OmegaConf.to_container(data_cfg.synthetic, resolve=True)
+    config = SyntheticConfig(**settings)
+    if dataset_matches(root, config):
         return
+    if (root / "radgenome_files").is_dir() and not (root / MANAGED).is_file():
+        raise ValueError(
+            f"{root} holds a synthetic dataset written with other settings than data.synthetic ({settings}); "
+            "pass the settings it was written with, point data.root to another folder, or delete it to have it generated"
+        )
     atomic_write_bytes(root / MANAGED, b"written by reg2rg from data.synthetic; rewritten when that changes\n")
     with tqdm(total=config.n_train + config.n_valid, unit="study", desc="synthetic data", leave=False) as bar:
         summary = write_dataset(root, config, on_study=lambda _: bar.update())

@@ -102,9 +102,12 @@ def dataset_matches(root: str | Path, cfg: SyntheticConfig | Mapping) -> bool:
             record = root / RECORDS / split / f"{study_id(split, index)}.json"
             if not record.is_file() or json.loads(record.read_text(encoding="utf-8")).get("key") != key:
                 return False
-        if not (root / "radgenome_files" / REPORT_CSV[split]).is_file():
+            if not _files_exist(root, split, index):
+                return False
+        reports = root / "radgenome_files" / REPORT_CSV[split]
+        if not reports.is_file():
             return False
-        with open(root / "radgenome_files" / REPORT_CSV[split], encoding="utf-8", newline="") as handle:
+        with open(reports, encoding="utf-8", newline="") as handle:
             listed = {row[0] for row in csv.reader(handle)} - {"Volumename"}
         if len(listed) != n:
             return False
@@ -124,8 +127,7 @@ def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key:
     volume, masks = volume_path(root, split, index), mask_folder(root, split, index)
     if record_path.is_file():
         record = json.loads(record_path.read_text(encoding="utf-8"))
-        files = [volume, *(masks / f"{region}.nii.gz" for region in REGIONS)]
-        if record.get("key") == key and all(path.is_file() for path in files):
+        if record.get("key") == key and _files_exist(root, split, index):
             return record, False
     study = make_study(cfg, cfg.seed, index, split)
     atomic_write_bytes(volume, _nifti_bytes(study.volume, study.affine))
@@ -142,6 +144,13 @@ def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key:
     }
     atomic_write_bytes(record_path, json.dumps(record, indent=1).encode("utf-8"))  # last: marks the study complete
     return record, True
+
+
+def _files_exist(root: Path, split: str, index: int) -> bool:
+    """Whether the study's volume and every region mask are on disk."""
+    masks = mask_folder(root, split, index)
+    files = [volume_path(root, split, index), *(masks / f"{region}.nii.gz" for region in REGIONS)]
+    return all(path.is_file() for path in files)
 
 
 def _fingerprint(cfg: SyntheticConfig) -> str:
