@@ -191,6 +191,16 @@ def test_nodule_size_side_and_lobe_match_the_voxels():
     assert checked >= 4
 
 
+def test_nodule_diameters_follow_the_config():
+    sizes = {}
+    for diameters in ((4.0, 20.0), (16.0, 24.0)):
+        cfg = SyntheticConfig(finding_prevalence=only("Lung nodule"), nodule_diameter_mm=diameters)
+        sizes[diameters] = [f.size_mm for index in range(6) for f in make_study(cfg, 9, index).findings]
+    spacing = SyntheticConfig().grid.spacing[0]
+    assert min(sizes[(16.0, 24.0)]) >= 16 - spacing and max(sizes[(16.0, 24.0)]) <= 24 + spacing
+    assert np.mean(sizes[(16.0, 24.0)]) > np.mean(sizes[(4.0, 20.0)]) + 4
+
+
 def test_pleural_effusion_side_and_extent_match_the_fluid():
     for index in range(4):
         with_fluid = make_study(SyntheticConfig(finding_prevalence=only("Pleural effusion")), 5, index)
@@ -341,6 +351,8 @@ def test_script_writes_a_dataset(tmp_path):
     {"mask_perturbation": {"blur_p": 0.5}},
     {"mask_perturbation": {"drop_p": 2.0}},
     {"noise_hu": -1.0},
+    {"nodule_diameter_mm": (20.0, 10.0)},
+    {"nodule_diameter_mm": (0.0, 10.0)},
 ])
 def test_bad_config_raises_a_clear_error(changes):
     with pytest.raises(ValueError):

@@ -35,6 +35,8 @@ class SyntheticConfig:
             labels are unchanged): ``dilate_p``/``erode_p``/``shift_p``/``drop_p`` are per-region
             probabilities, ``dilate_k``/``erode_k``/``shift_k`` sizes in voxels. All off by default.
         noise_hu: standard deviation of the Gaussian image noise.
+        nodule_diameter_mm: (smallest, largest) lung nodule diameter; sizes lean to the small end
+            (most of the default 4-20 mm nodules are a voxel or two at the demo's resolution).
         varied_reports: paraphrases and random negations of absent findings (realistic text); false
             writes each statement in one wording without negations, so that report text varies
             only with the image.
@@ -48,6 +50,7 @@ class SyntheticConfig:
     finding_prevalence: float | dict[str, float] = DEFAULT_PREVALENCE
     mask_perturbation: dict[str, float] = field(default_factory=dict)
     noise_hu: float = 15.0
+    nodule_diameter_mm: tuple[float, float] = (4.0, 20.0)
     varied_reports: bool = True
 
     def __post_init__(self):
@@ -73,6 +76,10 @@ class SyntheticConfig:
             if bad:
                 what = "a probability" if key.endswith("_p") else "a whole number of voxels"
                 raise ValueError(f"mask_perturbation.{key} must be {what}, got {value!r}")
+        self.nodule_diameter_mm = tuple(float(d) for d in self.nodule_diameter_mm)
+        if len(self.nodule_diameter_mm) != 2 or not 0 < self.nodule_diameter_mm[0] <= self.nodule_diameter_mm[1]:
+            raise ValueError(f"nodule_diameter_mm must be (smallest, largest) with 0 < smallest <= largest, "
+                             f"got {self.nodule_diameter_mm!r}")
         if not self.noise_hu >= 0:
             raise ValueError(f"noise_hu must be >= 0, got {self.noise_hu!r}")
 

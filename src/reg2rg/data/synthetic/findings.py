@@ -60,13 +60,15 @@ def sample_heart_scale(rng: np.random.Generator) -> float:
     return float(rng.uniform(1.25, 1.45))
 
 
-def paint_findings(phantom: Phantom, present: dict[str, bool], rngs: dict[str, np.random.Generator]) -> list[Finding]:
+def paint_findings(phantom: Phantom, present: dict[str, bool], rngs: dict[str, np.random.Generator],
+                   nodule_diameter_mm: tuple[float, float] = (4.0, 20.0)) -> list[Finding]:
     """Paint the present findings in an order where later ones cannot hide earlier ones, and return
     what was actually placed (a finding that found no room is left out)."""
+    settings = {"Lung nodule": {"diameter_mm": nodule_diameter_mm}}
     findings: list[Finding] = []
     for name, painter in PAINTERS:
         if present.get(name, False):
-            findings += painter(phantom, rngs[name])
+            findings += painter(phantom, rngs[name], **settings.get(name, {}))
     return findings
 
 
@@ -178,12 +180,14 @@ def _place_sphere(p: Phantom, rng: np.random.Generator, candidates: Callable[[],
 # --- lungs ---------------------------------------------------------------------------------------------
 
 
-def _lung_nodule(p: Phantom, rng: np.random.Generator) -> list[Finding]:
-    """1-3 solid nodules (4-20 mm), each surrounded by aerated lung; size = longest axial diameter."""
+def _lung_nodule(p: Phantom, rng: np.random.Generator, diameter_mm: tuple[float, float]) -> list[Finding]:
+    """1-3 solid nodules (diameters in ``diameter_mm``, most near the small end), each surrounded by
+    aerated lung; size = longest axial diameter."""
     findings = []
     pool = partial(p.anatomy.sample_lung_points, rng, 64)
+    smallest, largest = diameter_mm
     for _ in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))):
-        diameter = 4.0 + 16.0 * rng.beta(1.3, 3.5)
+        diameter = smallest + (largest - smallest) * rng.beta(1.3, 3.5)
         placed = _place_sphere(p, rng, pool, diameter / 2, lambda box: _parenchyma(p, box))
         if placed is None:
             continue

@@ -70,7 +70,7 @@ def make_study(cfg: SyntheticConfig | Mapping, seed: int | np.random.Generator |
 
     grid = cfg.grid
     phantom = render(grid, anatomy)
-    findings = paint_findings(phantom, present, rngs)
+    findings = paint_findings(phantom, present, rngs, cfg.nodule_diameter_mm)
     finish(phantom)
     volume = acquire(phantom.hu, grid, cfg.noise_hu, study_rng(seed, split, index, _NOISE))
 
