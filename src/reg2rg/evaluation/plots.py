@@ -1,4 +1,5 @@
-"""PNG figures of an evaluation (matplotlib, Agg backend): report-length KDEs and per-label CE F1."""
+"""PNG figures of an evaluation (matplotlib, Agg backend): report-length KDEs, per-label CE F1, and
+per-finding F1 of several runs side by side."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _figure(path: str | Path, size: tuple[float, float]) -> Iterator:
     try:
         yield axis
         figure.tight_layout()
-        figure.savefig(path)
+        figure.savefig(path, format="png")
     finally:
         plt.close(figure)
 
@@ -55,4 +56,18 @@ def plot_ce(table: pd.DataFrame, labels: tuple[str, ...], labeler: str, path: st
         axis.set_xlim(0, 1.1)
         axis.set_xlabel("F1")
         axis.set_title(f"CE per label ({labeler} labeler), micro F1 = {table.loc['micro', 'f1']:.4f}")
+    return Path(path)
+
+
+def plot_per_finding(table: pd.DataFrame, findings: list[str], path: str | Path) -> Path:
+    """Grouped bars: each finding's F1 (x) for each run (one colour per row of ``table``)."""
+    width = 0.8 / len(table)
+    with _figure(path, (max(6.0, 1.6 * len(findings)), 4.5)) as axis:
+        for i, (_, row) in enumerate(table.iterrows()):
+            axis.bar([x + (i - (len(table) - 1) / 2) * width for x in range(len(findings))],
+                     [row[finding] for finding in findings], width, label=f"{row['variant']} (seed {row['seed']})")
+        axis.set_xticks(range(len(findings)), findings)
+        axis.set_ylim(0, 1.05)
+        axis.set_ylabel("F1 (generated reports, rule labeler)")
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return Path(path)

@@ -1,0 +1,24 @@
+"""Compare finished runs (per-finding F1, recognition, CE, BLEU-4): python scripts/compare_runs.py RUN_OR_SWEEP... --out DIR
+
+A run folder has config.yaml and evaluation/; a folder of runs (a Hydra multirun sweep) is expanded.
+Writes DIR/comparison.csv, comparison.md and per_finding_f1.png (docs/mechanism.md)."""
+
+import argparse
+
+from reg2rg.evaluation.compare import compare_runs, find_runs, write_comparison
+from reg2rg.evaluation.report import markdown_table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run folders, or folders of run folders")
+    parser.add_argument("--out", help="folder for comparison.csv, comparison.md, per_finding_f1.png")
+    args = parser.parse_args()
+    table = compare_runs(find_runs(args.runs))
+    print(markdown_table(table.set_index("run")))
+    if args.out:
+        print(f"written to {write_comparison(table, args.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Compare finished runs side by side: per-finding CE F1, region recognition and BLEU-4 of several run
+folders, each labelled by the switches it was trained with (the mechanism study, docs/mechanism.md)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+from omegaconf import OmegaConf
+
+# The token sources of the region-guided prompt, as config keys and the names the table uses.
+TOKEN_SWITCHES = (("model.use_global", "global"), ("model.use_texture", "texture"), ("model.use_geometry", "geometry"))
+
+
+def variant_name(config) -> str:
+    """What a run fed the LLM, from its resolved config: e.g. "global+texture+geometry" or
+    "texture, no LFD, no RRA"."""
+    tokens = "+".join(name for key, name in TOKEN_SWITCHES if OmegaConf.select(config, key, default=True))
+    missing = [name for key, name in (("data.lfd", "LFD"), ("model.rra", "RRA")) if not OmegaConf.select(config, key, default=True)]
+    return ", ".join([tokens or "no visual tokens", *(f"no {name}" for name in missing)])
+
+
+def _read(path: Path, what: str):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no {what}; is this a finished run folder (trained and evaluated)?")
+    return json.loads(path.read_text()) if path.suffix == ".json" else OmegaConf.load(path)
+
+
+def run_row(run_dir: str | Path) -> dict:
+    """One run's row: variant, seed, steps, recognition, CE micro-F1, BLEU-4 and each finding's F1
+    (findings present in the evaluation split only)."""
+    run = Path(run_dir)
+    config = _read(run / "config.yaml", "config.yaml")
+    metrics = _read(run / "evaluation" / "metrics.json", "evaluation/metrics.json")
+    recognition = metrics.get("regions", {}).get("recognition", {}).get("per_region", {}).get("micro", {})
+    row = {
+        "run": run.name,
+        "variant": variant_name(config),
+        "seed": config.seed,
+        "recognition": recognition.get("f1", float("nan")),  # nan without RRA: no region names to check
+        "CE micro-F1": metrics["ce"]["micro"]["f1"],
+        "BLEU-4": metrics["reg2rg"]["BLEU-4"]["mean"],
+    }
+    row.update({label: scores["f1"] for label, scores in metrics["ce"]["per_label"].items() if scores["support"] > 0})
+    return row
+
+
+def compare_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
+    """A table with one row per run folder (``run_row``), in the order given."""
+    rows = [run_row(run) for run in run_dirs]
+    if not rows:
+        raise ValueError("no run folders to compare")
+    return pd.DataFrame(rows)
+
+
+def find_runs(paths: Iterable[str | Path]) -> list[Path]:
+    """Run folders from folders given: a run folder itself (it has config.yaml), or a folder of runs
+    such as a Hydra multirun sweep (each subfolder with config.yaml, in name order)."""
+    runs: list[Path] = []
+    for path in map(Path, paths):
+        if (path / "config.yaml").is_file():
+            runs.append(path)
+            continue
+        found = sorted((sub for sub in path.iterdir() if (sub / "config.yaml").is_file()), key=lambda p: p.name) if path.is_dir() else []
+        if not found:
+            raise FileNotFoundError(f"{path}: neither a run folder (no config.yaml) nor a folder of runs")
+        runs += found
+    return runs
+
+
+FIXED_COLUMNS = ("run", "variant", "seed", "recognition", "CE micro-F1", "BLEU-4")
+
+
+def findings_of(table: pd.DataFrame) -> list[str]:
+    """The per-finding F1 columns of a ``compare_runs`` table."""
+    return [column for column in table.columns if column not in FIXED_COLUMNS]
+
+
+def write_comparison(table: pd.DataFrame, output_dir: str | Path) -> Path:
+    """comparison.csv, comparison.md (markdown table) and per_finding_f1.png in ``output_dir``."""
+    from reg2rg.evaluation.plots import plot_per_finding
+    from reg2rg.evaluation.report import markdown_table
+    from reg2rg.files import atomic_path
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output_dir / "comparison.csv") as path:
+        table.to_csv(path, index=False)
+    with atomic_path(output_dir / "comparison.md") as path:
+        path.write_text(markdown_table(table.set_index("run")) + "\n")
+    with atomic_path(output_dir / "per_finding_f1.png") as path:
+        plot_per_finding(table, findings_of(table), path)
+    return output_dir

@@ -1,0 +1,80 @@
+"""reg2rg.evaluation.compare and scripts/compare_runs.py: runs side by side, labelled by their switches."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from reg2rg.benchmarks.evaluation import synthetic_pairs
+from reg2rg.evaluation import evaluate_reports
+from reg2rg.evaluation.compare import compare_runs, find_runs, findings_of, variant_name, write_comparison
+
+ROOT = Path(__file__).resolve().parents[1]
+MECHANISMS = {
+    "full": "global+texture+geometry",
+    "texture_only": "texture",
+    "texture_geometry": "texture+geometry",
+    "global_only": "global",
+    "no_lfd": "global+texture+geometry, no LFD",
+    "no_rra": "global+texture+geometry, no RRA",
+}
+
+
+def _config(overrides):
+    with initialize_config_dir(str(ROOT / "configs"), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+@pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
+def test_every_mechanism_config_names_its_variant(mechanism):
+    assert variant_name(_config([f"+mechanism={mechanism}"])) == MECHANISMS[mechanism]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """A folder of two evaluated runs, as a multirun sweep leaves them: one with perfect reports."""
+    references, predictions = synthetic_pairs(8, seed=3)
+    root = tmp_path_factory.mktemp("sweep")
+    for name, mechanism, preds in (("0", "full", references), ("1", "texture_only", predictions)):
+        run = root / name
+        (run / "evaluation").mkdir(parents=True)
+        OmegaConf.save(_config([f"+mechanism={mechanism}", "seed=3"]), run / "config.yaml")
+        metrics = evaluate_reports(references, preds, protocols=["reg2rg"])
+        (run / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
+    (root / "multirun.yaml").write_text("{}\n")
+    return root
+
+
+def test_compare_runs_reads_each_run(sweep):
+    table = compare_runs(find_runs([sweep]))
+    assert list(table["run"]) == ["0", "1"]
+    assert list(table["variant"]) == ["global+texture+geometry", "texture"]
+    assert list(table["seed"]) == [3, 3]
+    perfect = table.iloc[0]
+    assert perfect["recognition"] == 1.0 and perfect["CE micro-F1"] == 1.0
+    findings = findings_of(table)
+    assert findings and all(perfect[finding] == 1.0 for finding in findings)  # only findings with support
+    assert table.iloc[1]["CE micro-F1"] < 1.0
+
+
+def test_write_comparison_and_script(sweep, tmp_path):
+    out = write_comparison(compare_runs(find_runs([sweep / "0", sweep / "1"])), tmp_path / "a")
+    assert {p.name for p in out.iterdir()} == {"comparison.csv", "comparison.md", "per_finding_f1.png"}
+    assert (out / "per_finding_f1.png").read_bytes()[:4] == b"\x89PNG"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(sweep), "--out", str(tmp_path / "b")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| 1 | texture | 3 |" in done.stdout
+    assert (tmp_path / "b" / "comparison.md").read_text() == (out / "comparison.md").read_text()
+
+
+def test_a_folder_that_is_not_a_run_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):
+        find_runs([tmp_path])
+    (tmp_path / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(FileNotFoundError, match="metrics.json"):
+        compare_runs([tmp_path])
