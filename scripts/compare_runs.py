@@ -4,6 +4,7 @@ A run folder has config.yaml and evaluation/; a folder of runs (a Hydra multirun
 Writes DIR/comparison.csv, comparison.md and per_finding_f1.png (docs/mechanism.md)."""
 
 import argparse
+import logging
 
 from reg2rg.evaluation.compare import compare_runs, find_runs, write_comparison
 from reg2rg.evaluation.report import markdown_table
@@ -14,6 +15,7 @@ def main() -> None:
     parser.add_argument("runs", nargs="+", help="run folders, or folders of run folders")
     parser.add_argument("--out", help="folder for comparison.csv, comparison.md, per_finding_f1.png")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     table = compare_runs(find_runs(args.runs))
     print(markdown_table(table.set_index("run")))
     if args.out:

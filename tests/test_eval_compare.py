@@ -46,11 +46,14 @@ def sweep(tmp_path_factory):
         metrics = evaluate_reports(references, preds, protocols=["reg2rg"])
         (run / "evaluation" / "metrics.json").write_text(json.dumps(metrics))
     (root / "multirun.yaml").write_text("{}\n")
+    (root / "2").mkdir()  # a run still training: left out of a sweep's table
+    OmegaConf.save(_config(["+mechanism=no_rra"]), root / "2" / "config.yaml")
     return root
 
 
-def test_compare_runs_reads_each_run(sweep):
+def test_compare_runs_reads_each_run(sweep, caplog):
     table = compare_runs(find_runs([sweep]))
+    assert "left out, not evaluated" in caplog.text
     assert list(table["run"]) == ["0", "1"]
     assert list(table["variant"]) == ["global+texture+geometry", "texture"]
     assert list(table["seed"]) == [3, 3]

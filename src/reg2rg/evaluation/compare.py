@@ -4,11 +4,15 @@ folders, each labelled by the switches it was trained with (the mechanism study,
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+METRICS = Path("evaluation") / "metrics.json"
 
 # The token sources of the region-guided prompt, as config keys and the names the table uses.
 TOKEN_SWITCHES = (("model.use_global", "global"), ("model.use_texture", "texture"), ("model.use_geometry", "geometry"))
@@ -33,7 +37,7 @@ def run_row(run_dir: str | Path) -> dict:
     (findings present in the evaluation split only)."""
     run = Path(run_dir)
     config = _read(run / "config.yaml", "config.yaml")
-    metrics = _read(run / "evaluation" / "metrics.json", "evaluation/metrics.json")
+    metrics = _read(run / METRICS, str(METRICS))
     recognition = metrics.get("regions", {}).get("recognition", {}).get("per_region", {}).get("micro", {})
     row = {
         "run": run.name,
@@ -57,7 +61,8 @@ def compare_runs(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
 
 def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     """Run folders from folders given: a run folder itself (it has config.yaml), or a folder of runs
-    such as a Hydra multirun sweep (each subfolder with config.yaml, in name order)."""
+    such as a Hydra multirun sweep (its evaluated subfolders in name order; the others, still training
+    or failed, are logged and left out)."""
     runs: list[Path] = []
     for path in map(Path, paths):
         if (path / "config.yaml").is_file():
@@ -66,7 +71,11 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         found = sorted((sub for sub in path.iterdir() if (sub / "config.yaml").is_file()), key=lambda p: p.name) if path.is_dir() else []
         if not found:
             raise FileNotFoundError(f"{path}: neither a run folder (no config.yaml) nor a folder of runs")
-        runs += found
+        for run in found:
+            if (run / METRICS).is_file():
+                runs.append(run)
+            else:
+                log.warning("%s: left out, not evaluated (yet)", run)
     return runs
 
 
