@@ -1,8 +1,11 @@
-"""The image-swap check: a model that reads its images pays for another study's; one that does not, does not."""
+"""Diagnostics: the image-swap check (a model that reads its images pays for another study's) and the
+linear probe on the visual tokens of one region."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 from test_model_helpers import random_sample, tiny_model
 
 from reg2rg.diagnostics import VISUAL_KEYS, image_swap_losses
@@ -28,3 +31,47 @@ def test_only_studies_with_the_same_regions_are_swapped():
     assert image_swap_losses(tiny_model(), samples)["studies"] == 2
     with pytest.raises(ValueError, match="same regions"):
         image_swap_losses(tiny_model(), samples[:2])
+
+
+def test_region_tokens_follow_the_layout():
+    from reg2rg.diagnostics import region_token_features
+
+    model = tiny_model()
+    samples = [random_sample(3, seed=seed) for seed in range(2)]
+    layout, width = model.visual.layout, model.visual.fc.out_features
+    lung = region_token_features(model, samples, samples[0]["regions"][1])
+    assert lung.shape == (2, layout.region_tokens * width)
+    assert region_token_features(model, samples, "global").shape == (2, layout.global_tokens * width)
+    whole = model.visual.eval()([3], samples[0]["image"][None], samples[0]["texture"], samples[0]["geometry"]).detach()
+    second = whole[layout.global_tokens + layout.region_tokens: layout.global_tokens + 2 * layout.region_tokens]
+    assert torch.equal(torch.from_numpy(lung[0]), second.flatten())
+    with pytest.raises(ValueError, match="no region 'spleen'"):
+        region_token_features(model, samples, "spleen")
+    with pytest.raises(ValueError, match="no global tokens"):
+        region_token_features(tiny_model(use_global=False), samples, "global")
+
+
+def test_linear_probe_finds_a_feature_that_is_there_and_not_one_that_is_not():
+    from reg2rg.diagnostics import linear_probe
+
+    rng = np.random.default_rng(0)
+    x, x_test = rng.normal(size=(200, 20)), rng.normal(size=(200, 20))
+    readable = linear_probe(x, x[:, 3] > 0, x_test, x_test[:, 3] > 0)
+    assert readable["test"] > 0.9 and readable["train"] > 0.9
+    noise = linear_probe(x, rng.random(200) > 0.5, x_test, rng.random(200) > 0.5)
+    assert noise["test"] < 0.65 and 0.5 <= noise["majority"] <= 0.6
+
+
+def test_probe_run_reads_a_finished_run(tiny_data, tmp_path):
+    from test_training_helpers import compose_train, tiny_overrides
+
+    from reg2rg.diagnostics import probe_run
+    from reg2rg.training import train
+
+    run = tmp_path / "run"
+    train(compose_train([*tiny_overrides(tiny_data, run), "trainer.epochs=1"]))
+    result = probe_run(str(run), "lung", "Pleural effusion", n_train=12)
+    assert result["checkpoint"].endswith("checkpoint-3")  # 12 studies, batches of 4
+    assert 0 <= result["test"] <= 1 and 0.5 <= result["majority"] <= 1 and 0 <= result["train"] <= 1
+    with pytest.raises(ValueError, match="unknown finding 'Pneumothorax'"):
+        probe_run(str(run), "lung", "Pneumothorax", n_train=2)
