@@ -81,3 +81,14 @@ def test_a_folder_that_is_not_a_run_is_named(tmp_path):
     (tmp_path / "config.yaml").write_text("seed: 0\n")
     with pytest.raises(FileNotFoundError, match="metrics.json"):
         compare_runs([tmp_path])
+
+
+def test_a_run_without_rra_has_no_recognition(sweep, tmp_path):
+    import math
+    import shutil
+
+    run = tmp_path / "no_rra"
+    shutil.copytree(sweep / "0", run)
+    OmegaConf.save(_config(["+mechanism=no_rra"]), run / "config.yaml")
+    row = compare_runs([run]).iloc[0]
+    assert row["variant"] == "global+texture+geometry, no RRA" and math.isnan(row["recognition"])

@@ -43,7 +43,8 @@ def run_row(run_dir: str | Path) -> dict:
         "run": run.name,
         "variant": variant_name(config),
         "seed": config.seed,
-        "recognition": recognition.get("f1", float("nan")),  # nan without RRA: no region names to check
+        # without RRA the reports name no regions: nothing to recognise
+        "recognition": recognition.get("f1", float("nan")) if OmegaConf.select(config, "model.rra", default=True) else float("nan"),
         "CE micro-F1": metrics["ce"]["micro"]["f1"],
         "BLEU-4": metrics["reg2rg"]["BLEU-4"]["mean"],
     }

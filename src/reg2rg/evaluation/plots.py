@@ -62,12 +62,12 @@ def plot_ce(table: pd.DataFrame, labels: tuple[str, ...], labeler: str, path: st
 def plot_per_finding(table: pd.DataFrame, findings: list[str], path: str | Path) -> Path:
     """Grouped bars: each finding's F1 (x) for each run (one colour per row of ``table``)."""
     width = 0.8 / len(table)
-    with _figure(path, (max(6.0, 1.6 * len(findings)), 4.5)) as axis:
+    with _figure(path, (max(7.0, 2.4 * len(findings)), 4.0 + 0.2 * len(table))) as axis:
         for i, (_, row) in enumerate(table.iterrows()):
             axis.bar([x + (i - (len(table) - 1) / 2) * width for x in range(len(findings))],
                      [row[finding] for finding in findings], width, label=f"{row['variant']} (seed {row['seed']})")
         axis.set_xticks(range(len(findings)), findings)
         axis.set_ylim(0, 1.05)
         axis.set_ylabel("F1 (generated reports, rule labeler)")
-        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     return Path(path)
