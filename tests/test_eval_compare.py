@@ -54,7 +54,7 @@ def sweep(tmp_path_factory):
 def test_compare_runs_reads_each_run(sweep, caplog):
     table = compare_runs(find_runs([sweep]))
     assert "left out, not evaluated" in caplog.text
-    assert list(table["run"]) == ["0", "1"]
+    assert list(table["run"]) == [f"{sweep.name}/0", f"{sweep.name}/1"]
     assert list(table["variant"]) == ["global+texture+geometry", "texture"]
     assert list(table["seed"]) == [3, 3]
     perfect = table.iloc[0]
@@ -71,7 +71,7 @@ def test_write_comparison_and_script(sweep, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(sweep), "--out", str(tmp_path / "b")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "| 1 | texture | 3 |" in done.stdout
+    assert f"| {sweep.name}/1 | texture | 3 |" in done.stdout
     assert (tmp_path / "b" / "comparison.md").read_text() == (out / "comparison.md").read_text()
 
 

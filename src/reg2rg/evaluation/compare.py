@@ -40,7 +40,7 @@ def run_row(run_dir: str | Path) -> dict:
     metrics = _read(run / METRICS, str(METRICS))
     recognition = metrics.get("regions", {}).get("recognition", {}).get("per_region", {}).get("micro", {})
     row = {
-        "run": run.name,
+        "run": f"{run.parent.name}/{run.name}",  # a sweep's jobs are named 0, 1, ...: keep the sweep's name
         "variant": variant_name(config),
         "seed": config.seed,
         # without RRA the reports name no regions: nothing to recognise
