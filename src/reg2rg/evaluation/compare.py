@@ -33,12 +33,12 @@ def _read(path: Path, what: str):
 
 
 def run_row(run_dir: str | Path) -> dict:
-    """One run's row: variant, seed, steps, recognition, CE micro-F1, BLEU-4 and each finding's F1
-    (findings present in the evaluation split only)."""
+    """One run's row: variant, seed, recognition, CE micro-F1, BLEU-4 and each finding's F1 (findings
+    present in the evaluation split only)."""
     run = Path(run_dir)
     config = _read(run / "config.yaml", "config.yaml")
     metrics = _read(run / METRICS, str(METRICS))
-    recognition = metrics.get("regions", {}).get("recognition", {}).get("per_region", {}).get("micro", {})
+    recognition = ((metrics.get("regions") or {}).get("recognition") or {}).get("per_region", {}).get("micro", {})
     row = {
         "run": f"{run.parent.name}/{run.name}",  # a sweep's jobs are named 0, 1, ...: keep the sweep's name
         "variant": variant_name(config),
