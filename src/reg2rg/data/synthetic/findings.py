@@ -61,7 +61,7 @@ def sample_heart_scale(rng: np.random.Generator) -> float:
 
 
 def paint_findings(phantom: Phantom, present: dict[str, bool], rngs: dict[str, np.random.Generator],
-                   nodule_diameter_mm: tuple[float, float] = (4.0, 20.0)) -> list[Finding]:
+                   nodule_diameter_mm: tuple[float, float]) -> list[Finding]:
     """Paint the present findings in an order where later ones cannot hide earlier ones, and return
     what was actually placed (a finding that found no room is left out)."""
     settings = {"Lung nodule": {"diameter_mm": nodule_diameter_mm}}

@@ -98,12 +98,8 @@ def dataset_matches(root: str | Path, cfg: SyntheticConfig | Mapping) -> bool:
     cfg, root = as_config(cfg), Path(root)
     key = _fingerprint(cfg)
     for split, n in (("train", cfg.n_train), ("valid", cfg.n_valid)):
-        for index in range(n):
-            record = root / RECORDS / split / f"{study_id(split, index)}.json"
-            if not record.is_file() or json.loads(record.read_text(encoding="utf-8")).get("key") != key:
-                return False
-            if not _files_exist(root, split, index):
-                return False
+        if any(_finished_record(root, split, index, key) is None for index in range(n)):
+            return False
         reports = root / "radgenome_files" / REPORT_CSV[split]
         if not reports.is_file():
             return False
@@ -123,12 +119,10 @@ def summary_line(summary: dict) -> str:
 
 def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key: str) -> tuple[dict, bool]:
     """The study's record, from a matching earlier run or freshly generated and written; (record, fresh)."""
-    record_path = root / RECORDS / split / f"{study_id(split, index)}.json"
+    record = _finished_record(root, split, index, key)
+    if record is not None:
+        return record, False
     volume, masks = volume_path(root, split, index), mask_folder(root, split, index)
-    if record_path.is_file():
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        if record.get("key") == key and _files_exist(root, split, index):
-            return record, False
     study = make_study(cfg, cfg.seed, index, split)
     atomic_write_bytes(volume, _nifti_bytes(study.volume, study.affine))
     written = perturb_masks(study.masks, cfg.perturbation, study_rng(cfg.seed, split, index, PERTURBATION))
@@ -142,15 +136,24 @@ def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key:
         "findings": [dataclasses.asdict(f) for f in study.findings],
         "female": study.female,
     }
-    atomic_write_bytes(record_path, json.dumps(record, indent=1).encode("utf-8"))  # last: marks the study complete
+    atomic_write_bytes(_record_path(root, split, index), json.dumps(record, indent=1).encode("utf-8"))  # last: marks the study complete
     return record, True
 
 
-def _files_exist(root: Path, split: str, index: int) -> bool:
-    """Whether the study's volume and every region mask are on disk."""
+def _record_path(root: Path, split: str, index: int) -> Path:
+    return root / RECORDS / split / f"{study_id(split, index)}.json"
+
+
+def _finished_record(root: Path, split: str, index: int, key: str) -> dict | None:
+    """The study's record if it was written with settings ``key`` and its volume and every region mask
+    are on disk; None when it must be (re)generated."""
+    path = _record_path(root, split, index)
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
     masks = mask_folder(root, split, index)
     files = [volume_path(root, split, index), *(masks / f"{region}.nii.gz" for region in REGIONS)]
-    return all(path.is_file() for path in files)
+    return record if record.get("key") == key and all(p.is_file() for p in files) else None
 
 
 def _fingerprint(cfg: SyntheticConfig) -> str:
