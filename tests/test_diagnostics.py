@@ -1,5 +1,5 @@
-"""Diagnostics: the image-swap check (a model that reads its images pays for another study's) and the
-linear probe on the visual tokens of one region."""
+"""Diagnostics: the image-swap check (a model that reads its images pays for another study's), the
+linear probe on the visual tokens of one region and the teacher-forced decision scores of its reports."""
 
 from __future__ import annotations
 
@@ -62,10 +62,44 @@ def test_linear_probe_finds_a_feature_that_is_there_and_not_one_that_is_not():
     assert noise["test"] < 0.65 and 0.5 <= noise["majority"] <= 0.6
 
 
-def test_probe_run_reads_a_finished_run(tiny_data, tmp_path):
+def test_a_decision_score_is_the_log_odds_where_the_wordings_part():
+    from reg2rg.diagnostics import decision_scores
+
+    model = tiny_model().train()
+    samples = [random_sample(3, seed=seed) for seed in range(3)]
+    region = samples[0]["regions"][1]
+    normal, abnormal = "The lung is clear.", "The lung shows a mass."
+    scores = decision_scores(model, samples, region, normal, abnormal, batch_size=2)
+    assert scores.shape == (3,) and model.training  # its mode is restored
+    collate = model.eval().collator()
+    for sample, score in zip(samples, scores):  # batches of 2 and 1: right padding changes nothing
+        as_normal, as_abnormal = ({**sample, "region_reports": [sample["region_reports"][0], text, sample["region_reports"][2]]}
+                                  for text in (normal, abnormal))
+        ids, other = collate.encode(as_normal)[0], collate.encode(as_abnormal)[0]
+        part = next(k for k, (a, b) in enumerate(zip(ids, other)) if a != b)
+        with torch.no_grad():
+            log_probs = model(**collate([as_normal])).logits[0].log_softmax(-1)
+        assert score == pytest.approx(float(log_probs[part - 1, other[part]] - log_probs[part - 1, ids[part]]), abs=1e-5)
+    with pytest.raises(ValueError, match="no region 'spleen'"):
+        decision_scores(model, samples, "spleen", normal, abnormal)
+    with pytest.raises(ValueError, match="are the same"):
+        decision_scores(model, samples, region, normal, normal)
+
+
+def test_decision_auc_ranks_positives_over_negatives():
+    from reg2rg.diagnostics import decision_auc
+
+    assert decision_auc(np.array([2.0, 3.0, -1.0, 0.0]), np.array([1, 1, 0, 0])) == 1.0
+    assert decision_auc(np.array([-2.0, 3.0, -1.0, 0.0]), np.array([1, 1, 0, 0])) == 0.5
+    assert decision_auc(np.zeros(4), np.array([1, 0, 1, 0])) == 0.5  # the same score for every study
+    with pytest.raises(ValueError, match="positive and negative"):
+        decision_auc(np.zeros(2), np.array([1, 1]))
+
+
+def test_probes_read_a_finished_run(tiny_data, tmp_path):
     from test_training_helpers import compose_train, tiny_overrides
 
-    from reg2rg.diagnostics import probe_run
+    from reg2rg.diagnostics import decisions_run, probe_run
     from reg2rg.training import train
 
     run = tmp_path / "run"
@@ -75,3 +109,11 @@ def test_probe_run_reads_a_finished_run(tiny_data, tmp_path):
     assert 0 <= result["test"] <= 1 and 0.5 <= result["majority"] <= 1 and 0 <= result["train"] <= 1
     with pytest.raises(ValueError, match="unknown finding 'Pneumothorax'"):
         probe_run(str(run), "lung", "Pneumothorax", n_train=2)
+    decisions = decisions_run(str(run), "heart", "Cardiomegaly")  # one of the 2 validation studies has it
+    assert decisions["checkpoint"] == result["checkpoint"] and decisions["auc"] in (0.0, 0.5, 1.0)
+    assert (decisions["studies"], decisions["positives"]) == (2, 1)
+    assert "enlarged" in decisions["abnormal"] and "normal" in decisions["normal"]
+    with pytest.raises(ValueError, match="with and without 'Pleural effusion'"):  # both have it
+        decisions_run(str(run), "pleura", "Pleural effusion")
+    with pytest.raises(ValueError, match="has a region 'spleen'"):
+        decisions_run(str(run), "spleen", "Cardiomegaly")

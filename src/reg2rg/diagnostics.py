@@ -11,11 +11,18 @@ has the same regions in the same order, so region identity stays intact and only
 ``region_token_features`` + ``linear_probe``: whether a finding can be read off the tokens a region
 (or the global image) hands the LLM, by logistic regression fitted on training studies and scored on
 held-out ones (docs/mechanism.md: the demo's lung tokens hold no consolidation).
+
+``decision_scores`` + ``decision_auc``: whether the LLM's wording of a region depends on a finding.
+Teacher-forced on each study's own report with the region written as normal, the log-odds of the
+abnormal wording over the normal one at the first token where they part. Greedy reports show a
+finding only once its log-odds cross zero; the AUC of these scores against the labels also shows a
+model half-way there (0.5: the image is ignored; 1.0: every positive study scores above every negative).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,10 +120,83 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return {"train": float(fit), "test": float(test), "majority": max(rate, 1 - rate)}
 
 
+@torch.no_grad()
+def decision_scores(model: Any, samples: Sequence[Mapping[str, Any]], region: str, normal: str, abnormal: str,
+                    batch_size: int = 4) -> np.ndarray:
+    """(N,) float: per sample, log p(abnormal's token) - log p(normal's token) where the two wordings of
+    ``region`` part, teacher-forced on the sample's report (its own order) with ``region`` written ``normal``."""
+    if normal == abnormal:
+        raise ValueError(f"the normal and abnormal wordings of {region!r} are the same: {normal!r}")
+    collate, device = model.collator(), next(model.parameters()).device
+    written = []  # (sample with the normal wording, its ids, the abnormal wording's ids)
+    for sample in samples:
+        if region not in sample["regions"]:
+            raise ValueError(f"study {sample.get('study_id')!r} has no region {region!r}")
+        index = sample["regions"].index(region)
+        wordings = [[*sample["region_reports"][:index], text, *sample["region_reports"][index + 1:]]
+                    for text in (normal, abnormal)]
+        as_normal, as_abnormal = ({**sample, "region_reports": reports} for reports in wordings)
+        written.append((as_normal, collate.encode(as_normal)[0], collate.encode(as_abnormal)[0]))
+    was_training = model.training
+    model.eval()
+    scores = []
+    try:
+        for start in range(0, len(written), batch_size):
+            chunk = written[start:start + batch_size]
+            batch = send_to_device(collate([as_normal for as_normal, _, _ in chunk]), device)
+            log_probs = model(**batch).logits.float().log_softmax(dim=-1)  # (B, L, vocabulary)
+            for row, (_, ids, other) in enumerate(chunk):
+                part = next(k for k, (a, b) in enumerate(zip(ids, other)) if a != b)
+                scores.append(float(log_probs[row, part - 1, other[part]] - log_probs[row, part - 1, ids[part]]))
+    finally:
+        model.train(was_training)
+    return np.array(scores)
+
+
+def decision_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Probability that a positive study scores above a negative one (ties count half)."""
+    labels = np.asarray(labels).astype(bool)
+    positive, negative = scores[labels], scores[~labels]
+    if len(positive) == 0 or len(negative) == 0:
+        raise ValueError("decision_auc needs positive and negative studies")
+    above = positive[:, None] - negative[None, :]
+    return float((above > 0).mean() + 0.5 * (above == 0).mean())
+
+
 def probe_run(run_dir: str, region: str, finding: str, n_train: int = 300, checkpoint: str | None = None) -> dict[str, float]:
     """``linear_probe`` of ``finding`` (a CT-RATE label) on the ``region`` tokens of a finished run: fitted on
     its first ``n_train`` training studies, scored on its whole validation split (newest checkpoint unless
     ``checkpoint`` is given)."""
+    model, found, load = _finished_run(run_dir, checkpoint)
+    splits = {}
+    for split, count in (("train", n_train), ("valid", None)):
+        samples = load(split, count)
+        splits[split] = (region_token_features(model, samples, region), _labels(samples, finding))
+    return {**linear_probe(*splits["train"], *splits["valid"]), "checkpoint": found}
+
+
+def decisions_run(run_dir: str, region: str, finding: str, checkpoint: str | None = None) -> dict[str, Any]:
+    """``decision_scores`` of a finished run on its validation split, for ``region`` written as the split's
+    most common report of it without ``finding`` against the most common one with it; with their AUC."""
+    model, found, load = _finished_run(run_dir, checkpoint)
+    samples = [s for s in load("valid", None) if region in s["regions"]]
+    if not samples:
+        raise ValueError(f"no validation study of {run_dir} has a region {region!r}")
+    labels = _labels(samples, finding)
+    wordings = [Counter(s["region_reports"][s["regions"].index(region)] for s, y in zip(samples, labels) if y == present)
+                for present in (0, 1)]
+    if not all(wordings):
+        raise ValueError(f"the validation split needs studies with and without {finding!r} to score its decisions")
+    normal, abnormal = (counts.most_common(1)[0][0] for counts in wordings)
+    scores = decision_scores(model, samples, region, normal, abnormal)
+    return {"auc": decision_auc(scores, labels), "studies": len(samples), "positives": int(labels.sum()),
+            "normal": normal, "abnormal": abnormal, "checkpoint": found,
+            "mean_positive": float(scores[labels == 1].mean()), "mean_negative": float(scores[labels == 0].mean())}
+
+
+def _finished_run(run_dir: str, checkpoint: str | None) -> tuple[Any, str, Callable[[str, int | None], list[dict]]]:
+    """A finished run's model (newest checkpoint unless ``checkpoint``), that checkpoint, and a loader of the
+    first ``count`` (None: all) studies of one of its cached splits, in canonical region order."""
     from pathlib import Path
 
     from omegaconf import OmegaConf
@@ -128,13 +208,16 @@ def probe_run(run_dir: str, region: str, finding: str, n_train: int = 300, check
 
     run = Path(run_dir)
     cfg = OmegaConf.load(run / "config.yaml")
-    found = Path(checkpoint) if checkpoint else find_checkpoint(str(run), run / "checkpoints")
-    model = from_pretrained(str(found))
-    splits = {}
-    for split, count in (("train", n_train), ("valid", None)):
+    found = str(Path(checkpoint) if checkpoint else find_checkpoint(str(run), run / "checkpoints"))
+
+    def load(split: str, count: int | None) -> list[dict]:
         data = CachedRegionDataset(cfg.data.cache_dir, split, preprocessing_config(cfg.data), shuffle_regions=False)
-        samples = [data[i] for i in range(min(count or len(data), len(data)))]
-        if finding not in samples[0]["labels"]:
-            raise ValueError(f"unknown finding {finding!r}; the labels are {list(samples[0]['labels'])}")
-        splits[split] = (region_token_features(model, samples, region), np.array([s["labels"][finding] for s in samples]))
-    return {**linear_probe(*splits["train"], *splits["valid"]), "checkpoint": str(found)}
+        return [data[i] for i in range(min(count or len(data), len(data)))]
+
+    return from_pretrained(found), found, load
+
+
+def _labels(samples: Sequence[Mapping[str, Any]], finding: str) -> np.ndarray:
+    if finding not in samples[0]["labels"]:
+        raise ValueError(f"unknown finding {finding!r}; the labels are {list(samples[0]['labels'])}")
+    return np.array([int(s["labels"][finding]) for s in samples])

@@ -1,0 +1,26 @@
+"""Does the LLM's report of a region depend on a finding? python scripts/probe_decisions.py RUN --region heart --finding Cardiomegaly
+
+Teacher-forced on each validation study, the log-odds of the region's abnormal wording over its normal one
+where they part; the AUC against the labels (0.5: the image is ignored) shows a model learning to write a
+finding before its greedy reports do (docs/mechanism.md)."""
+
+import argparse
+
+from reg2rg.diagnostics import decisions_run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="a finished run folder (config.yaml, checkpoints/)")
+    parser.add_argument("--region", required=True, help="a region name, e.g. heart")
+    parser.add_argument("--finding", required=True, help="a CT-RATE label, e.g. Cardiomegaly")
+    parser.add_argument("--checkpoint", help="default: the run's newest")
+    args = parser.parse_args()
+    result = decisions_run(args.run, args.region, args.finding, args.checkpoint)
+    print(f"{args.finding} in the {args.region} reports of {result['checkpoint']}: decision AUC {result['auc']:.3f} over "
+          f"{result['studies']} studies ({result['positives']} with it); mean log-odds of {result['abnormal']!r} over "
+          f"{result['normal']!r}: {result['mean_positive']:+.2f} with the finding, {result['mean_negative']:+.2f} without")
+
+
+if __name__ == "__main__":
+    main()
