@@ -2,7 +2,9 @@
 
 Teacher-forced on each validation study, the log-odds of the region's abnormal wording over its normal one
 where they part; the AUC against the labels (0.5: the image is ignored) shows a model learning to write a
-finding before its greedy reports do (docs/mechanism.md)."""
+finding before its greedy reports do. Then the same AUC with one input of each study taken from a study with
+the other label (the region's texture crop, its geometry mask, the global image): it falls for the input the
+finding is read from (docs/mechanism.md)."""
 
 import argparse
 
@@ -20,6 +22,9 @@ def main() -> None:
     print(f"{args.finding} in the {args.region} reports of {result['checkpoint']}: decision AUC {result['auc']:.3f} over "
           f"{result['studies']} studies ({result['positives']} with it); mean log-odds of {result['abnormal']!r} over "
           f"{result['normal']!r}: {result['mean_positive']:+.2f} with the finding, {result['mean_negative']:+.2f} without")
+    for part, auc in result["swapped"].items():
+        source = "global image" if part == "image" else f"{args.region} {part}"
+        print(f"  decision AUC with the {source} of a study with the other label: {auc:.3f}")
 
 
 if __name__ == "__main__":

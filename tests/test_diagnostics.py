@@ -96,6 +96,26 @@ def test_decision_auc_ranks_positives_over_negatives():
         decision_auc(np.zeros(2), np.array([1, 1]))
 
 
+def test_a_swap_takes_one_input_of_one_region_from_a_study_with_the_other_label():
+    from reg2rg.diagnostics import swap_region_input
+
+    samples = [random_sample(3, seed=seed) for seed in range(4)]
+    labels = np.array([1, 1, 0, 1])
+    region = samples[0]["regions"][1]
+    swapped = swap_region_input(samples, labels, region, "geometry")
+    for i, donor in enumerate((2, 2, 3, 2)):  # the next study with the other label, cyclically
+        assert torch.equal(swapped[i]["geometry"][1], samples[donor]["geometry"][1])
+        assert torch.equal(swapped[i]["geometry"][[0, 2]], samples[i]["geometry"][[0, 2]])
+        assert swapped[i]["texture"] is samples[i]["texture"] and swapped[i]["image"] is samples[i]["image"]
+    assert not torch.equal(samples[0]["geometry"][1], samples[2]["geometry"][1])  # the input is untouched
+    images = swap_region_input(samples, labels, region, "image")
+    assert [s["image"] is samples[d]["image"] for s, d in zip(images, (2, 2, 3, 2))] == [True] * 4
+    with pytest.raises(ValueError, match="both labels"):
+        swap_region_input(samples, np.ones(4), region, "texture")
+    with pytest.raises(ValueError, match="part must be one of"):
+        swap_region_input(samples, labels, region, "mask")
+
+
 def test_probes_read_a_finished_run(tiny_data, tmp_path):
     from test_training_helpers import compose_train, tiny_overrides
 
@@ -113,6 +133,8 @@ def test_probes_read_a_finished_run(tiny_data, tmp_path):
     assert decisions["checkpoint"] == result["checkpoint"] and decisions["auc"] in (0.0, 0.5, 1.0)
     assert (decisions["studies"], decisions["positives"]) == (2, 1)
     assert "enlarged" in decisions["abnormal"] and "normal" in decisions["normal"]
+    assert set(decisions["swapped"]) == {"image", "texture", "geometry"}  # the demo's model reads all three
+    assert all(auc in (0.0, 0.5, 1.0) for auc in decisions["swapped"].values())
     with pytest.raises(ValueError, match="with and without 'Pleural effusion'"):  # both have it
         decisions_run(str(run), "pleura", "Pleural effusion")
     with pytest.raises(ValueError, match="has a region 'spleen'"):

@@ -17,6 +17,9 @@ Teacher-forced on each study's own report with the region written as normal, the
 abnormal wording over the normal one at the first token where they part. Greedy reports show a
 finding only once its log-odds cross zero; the AUC of these scores against the labels also shows a
 model half-way there (0.5: the image is ignored; 1.0: every positive study scores above every negative).
+``swap_region_input`` gives each study one input of another study with the other label (the region's
+texture crop, its geometry mask, or the global image): the decision AUC falls where the model reads
+the finding from that input, and stays where it reads it elsewhere.
 """
 
 from __future__ import annotations
@@ -163,6 +166,28 @@ def decision_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((above > 0).mean() + 0.5 * (above == 0).mean())
 
 
+def swap_region_input(samples: Sequence[Mapping[str, Any]], labels: np.ndarray, region: str,
+                      part: str) -> list[dict[str, Any]]:
+    """Copies of ``samples`` in which ``part`` ("texture" or "geometry" of ``region``, or the global "image")
+    comes from the next study (cyclically) whose label differs; every other input stays the study's own."""
+    if part not in VISUAL_KEYS:
+        raise ValueError(f"part must be one of {VISUAL_KEYS}, got {part!r}")
+    labels = np.asarray(labels)
+    if len(set(labels.tolist())) < 2:
+        raise ValueError("swap_region_input needs studies with both labels")
+    swapped = []
+    for i, sample in enumerate(samples):
+        donor = next(samples[(i + k) % len(samples)] for k in range(1, len(samples))
+                     if labels[(i + k) % len(samples)] != labels[i])
+        if part == "image":
+            swapped.append({**sample, "image": donor["image"]})
+            continue
+        rows = torch.as_tensor(sample[part]).clone()  # (R, 1, X, Y, Z)
+        rows[sample["regions"].index(region)] = torch.as_tensor(donor[part])[donor["regions"].index(region)]
+        swapped.append({**sample, part: rows})
+    return swapped
+
+
 def probe_run(run_dir: str, region: str, finding: str, n_train: int = 300, checkpoint: str | None = None) -> dict[str, float]:
     """``linear_probe`` of ``finding`` (a CT-RATE label) on the ``region`` tokens of a finished run: fitted on
     its first ``n_train`` training studies, scored on its whole validation split (newest checkpoint unless
@@ -177,7 +202,8 @@ def probe_run(run_dir: str, region: str, finding: str, n_train: int = 300, check
 
 def decisions_run(run_dir: str, region: str, finding: str, checkpoint: str | None = None) -> dict[str, Any]:
     """``decision_scores`` of a finished run on its validation split, for ``region`` written as the split's
-    most common report of it without ``finding`` against the most common one with it; with their AUC."""
+    most common report of it without ``finding`` against the most common one with it; with their AUC, and
+    the AUC with each input the model reads swapped (``swapped``: {part: AUC}, see ``swap_region_input``)."""
     model, found, load = _finished_run(run_dir, checkpoint)
     samples = [s for s in load("valid", None) if region in s["regions"]]
     if not samples:
@@ -189,7 +215,12 @@ def decisions_run(run_dir: str, region: str, finding: str, checkpoint: str | Non
         raise ValueError(f"the validation split needs studies with and without {finding!r} to score its decisions")
     normal, abnormal = (counts.most_common(1)[0][0] for counts in wordings)
     scores = decision_scores(model, samples, region, normal, abnormal)
-    return {"auc": decision_auc(scores, labels), "studies": len(samples), "positives": int(labels.sum()),
+    layout = model.visual.layout
+    parts = [part for part, used in zip(VISUAL_KEYS, (layout.global_tokens, layout.texture_tokens, layout.geometry_tokens))
+             if used]
+    swapped = {part: decision_auc(decision_scores(model, swap_region_input(samples, labels, region, part), region, normal,
+                                                  abnormal), labels) for part in parts}
+    return {"auc": decision_auc(scores, labels), "swapped": swapped, "studies": len(samples), "positives": int(labels.sum()),
             "normal": normal, "abnormal": abnormal, "checkpoint": found,
             "mean_positive": float(scores[labels == 1].mean()), "mean_negative": float(scores[labels == 0].mean())}
 
