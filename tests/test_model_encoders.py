@@ -96,6 +96,20 @@ def test_perceiver_has_radfm_layout_at_full_geometry():
     assert sum(p.numel() for p in perceiver.parameters()) == 37_802_496
 
 
+def test_small_latents_let_a_random_resampler_follow_its_input():
+    media = torch.randn(2, 64, 96)  # two different inputs
+
+    def relative_change(latent_init_std: float) -> float:
+        torch.manual_seed(0)
+        out = PerceiverResampler(dim=96, depth=2, heads=4, dim_head=24, num_latents=8, ff_mult=2,
+                                 latent_init_std=latent_init_std)(media).detach()  # (2, 8, 96)
+        return float((out[0] - out[1]).norm() / out[0].norm())
+
+    torch.manual_seed(0)
+    assert PerceiverResampler(dim=96, num_latents=8, latent_init_std=0.02).latents.std().item() == pytest.approx(0.02, rel=0.1)
+    assert relative_change(0.02) > 3 * relative_change(1.0)  # RadFM's N(0, 1) latents drown the input
+
+
 def test_paper_volume_gives_radfm_token_grids():
     with torch.device("meta"):
         vit, masks = ViT3D(), ViT3D(**MASK_ENCODER)
