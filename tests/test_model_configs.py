@@ -44,3 +44,27 @@ def test_model_config_instantiates_a_working_model():
     assert isinstance(model, Reg2RG) and model.layout.region_tokens == 32
     assert json.loads(json.dumps(model.config))["llm"]["architecture"]["model_type"] == "llama"  # checkpoint-ready
     assert model(**model.collator()([random_sample(2)])).loss.isfinite()
+
+
+def test_the_demo_encoders_start_with_tokens_that_vary_with_the_image():
+    """A random resampler with N(0, 1) latents, or a mask encoder averaging 4 x 4 x 4 mostly uniform patches,
+    hands the LLM nearly the same tokens for every image (docs/training.md: they moved 6-8% here)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from reg2rg.models.region_tokens import VisualTokenEncoder
+
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        model = compose("train").model  # the default experiment: the demo
+    parts = {part: OmegaConf.to_container(model[part], resolve=True) for part in ("vision_encoder", "perceiver", "mask_encoder")}
+    torch.manual_seed(0)
+    encoder = VisualTokenEncoder(64, **parts).eval()
+    masks = torch.zeros(2, 1, 64, 64, 32)
+    masks[0, :, 20:36, 20:36, 10:20] = 1
+    masks[1, :, 16:42, 16:40, 8:24] = 1  # the same region, larger
+    volumes = torch.rand(2, 1, 64, 64, 32) * 2 - 1
+    with torch.no_grad():
+        tokens = encoder([1, 1], image=volumes, texture=volumes, geometry=masks).reshape(2, -1, 64)  # (2, 8 + 8 + 1, 64)
+    texture, geometry = tokens[:, 8:16], tokens[:, 16]
+    assert (texture[0] - texture[1]).norm() / texture[0].norm() > 0.2
+    assert (geometry[0] - geometry[1]).norm() / geometry[0].norm() > 0.2
