@@ -203,7 +203,9 @@ def probe_run(run_dir: str, region: str, finding: str, n_train: int = 300, check
 def decisions_run(run_dir: str, region: str, finding: str, checkpoint: str | None = None) -> dict[str, Any]:
     """``decision_scores`` of a finished run on its validation split, for ``region`` written as the split's
     most common report of it without ``finding`` against the most common one with it; with their AUC, and
-    the AUC with each input the model reads swapped (``swapped``: {part: AUC}, see ``swap_region_input``)."""
+    the AUC with each input the model reads swapped (``swapped``: {part: AUC}, see ``swap_region_input``).
+    A finding written in several wordings that start differently ("A small right ...", "Bilateral ...")
+    is scored on the most common one only, so its AUC can understate what greedy reports show."""
     model, found, load = _finished_run(run_dir, checkpoint)
     samples = [s for s in load("valid", None) if region in s["regions"]]
     if not samples:
