@@ -3,12 +3,20 @@ linear probe on the visual tokens of one region and the teacher-forced decision 
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from test_model_helpers import random_sample, tiny_model
 
 from reg2rg.diagnostics import VISUAL_KEYS, image_swap_losses
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_model_reading_images_pays_for_a_swap():
@@ -57,9 +65,40 @@ def test_linear_probe_finds_a_feature_that_is_there_and_not_one_that_is_not():
     rng = np.random.default_rng(0)
     x, x_test = rng.normal(size=(200, 20)), rng.normal(size=(200, 20))
     readable = linear_probe(x, x[:, 3] > 0, x_test, x_test[:, 3] > 0)
-    assert readable["test"] > 0.9 and readable["train"] > 0.9
+    assert readable["test"] > 0.9 and readable["train"] > 0.9 and readable["auc"] > 0.95
     noise = linear_probe(x, rng.random(200) > 0.5, x_test, rng.random(200) > 0.5)
     assert noise["test"] < 0.65 and 0.5 <= noise["majority"] <= 0.6
+
+
+def test_input_readability_tells_which_input_shows_a_finding():
+    from reg2rg.diagnostics import input_readability
+
+    def study(seed: int, present: int) -> dict:
+        sample = random_sample(3, seed=seed)
+        sample["texture"][1, :, :4, :4, :4] += 2.0 * present  # only region 1's crop shows it
+        return {**sample, "labels": {"Cardiomegaly": present}}
+
+    train, valid = [study(i, i % 2) for i in range(60)], [study(100 + i, i % 2) for i in range(40)]
+    region = train[0]["regions"][1]
+    auc = input_readability(train, valid, region, "Cardiomegaly", pool=(2, 2, 2))
+    assert set(auc) == set(VISUAL_KEYS)
+    assert auc["texture"] == 1.0 and auc["geometry"] < 0.8 and auc["image"] < 0.8
+    assert input_readability(train, valid, train[0]["regions"][0], "Cardiomegaly", pool=(2, 2, 2))["texture"] < 0.8
+    with pytest.raises(ValueError, match="some with and some without 'Cardiomegaly'"):
+        input_readability(train, valid[::2], region, "Cardiomegaly")
+    with pytest.raises(ValueError, match="has no region 'spleen'"):
+        input_readability(train, valid, "spleen", "Cardiomegaly")
+
+
+def test_the_input_probe_script_prints_its_table(tiny_data, tmp_path):
+    from test_training_helpers import data_overrides
+
+    command = [sys.executable, "scripts/probe_inputs.py", *data_overrides(tiny_data), "n_train=12", "pool=[2,2,2]",
+               f"hydra.run.dir={tmp_path}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"\| heart \| Cardiomegaly \| [01]\.\d{3} \| [01]\.\d{3} \| [01]\.\d{3} \|", done.stdout)
+    assert "| pleura | Pleural effusion | not scored: every validation study has it |" in done.stdout
 
 
 def test_a_decision_score_is_the_log_odds_where_the_wordings_part():

@@ -12,6 +12,10 @@ has the same regions in the same order, so region identity stays intact and only
 (or the global image) hands the LLM, by logistic regression fitted on training studies and scored on
 held-out ones (docs/mechanism.md: the demo's lung tokens hold no consolidation).
 
+``input_readability``: the same probe on the inputs themselves (a region's texture crop, its geometry
+mask, the global image, average-pooled), before any model: how plainly the data show a finding to a
+reader of one input alone (docs/mechanism.md: tuning the phantom).
+
 ``decision_scores`` + ``decision_auc``: whether the LLM's wording of a region depends on a finding.
 Teacher-forced on each study's own report with the region written as normal, the log-odds of the
 abnormal wording over the normal one at the first token where they part. Greedy reports show a
@@ -101,7 +105,8 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
                  l2: float = 1e-2) -> dict[str, float]:
     """Accuracy of an L2-regularised logistic regression (standardised features, L-BFGS) fitted on
     ``train_x`` (N, F) -> ``train_y`` (N,) in {0, 1}: on its own data and on ``test_x``/``test_y``,
-    with the majority-class accuracy of the test labels to compare against."""
+    with the majority-class accuracy of the test labels to compare against, and the AUC of its test
+    scores (when the test labels hold both classes)."""
     mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
     x, x_test = (torch.from_numpy((a - mean) / std).float() for a in (train_x, test_x))
     y = torch.as_tensor(train_y, dtype=torch.float32)
@@ -118,9 +123,36 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     optimizer.step(closure)
     with torch.no_grad():
         fit = ((x @ weight + bias > 0).float() == y).float().mean()
-        test = ((x_test @ weight + bias > 0).numpy() == np.asarray(test_y)).mean()
+        scores = (x_test @ weight + bias).numpy()
+    test_y = np.asarray(test_y)
     rate = float(np.mean(test_y))
-    return {"train": float(fit), "test": float(test), "majority": max(rate, 1 - rate)}
+    result = {"train": float(fit), "test": float(((scores > 0) == test_y).mean()), "majority": max(rate, 1 - rate)}
+    if 0 < rate < 1:
+        result["auc"] = decision_auc(scores, test_y)
+    return result
+
+
+def input_readability(train: Sequence[Mapping[str, Any]], valid: Sequence[Mapping[str, Any]], region: str,
+                      finding: str, pool: tuple[int, int, int] = (8, 8, 4)) -> dict[str, float]:
+    """{input: validation AUC} of a ``linear_probe`` for ``finding`` (a CT-RATE label) on each input of
+    ``region`` ("texture": its crop, "geometry": its mask, "image": the global image), average-pooled to
+    ``pool`` and fitted on ``train``: how plainly one input alone shows the finding, before any model."""
+    y_train, y_valid = _labels(train, finding), _labels(valid, finding)
+    if len(set(y_valid.tolist())) < 2:
+        raise ValueError(f"the validation studies need some with and some without {finding!r}")
+    return {part: linear_probe(_pooled(train, region, part, pool), y_train, _pooled(valid, region, part, pool),
+                               y_valid)["auc"] for part in VISUAL_KEYS}
+
+
+def _pooled(samples: Sequence[Mapping[str, Any]], region: str, part: str, pool: tuple[int, int, int]) -> np.ndarray:
+    """(N, prod(pool)): one input of each sample, average-pooled."""
+    rows = []
+    for sample in samples:
+        if region not in sample["regions"]:
+            raise ValueError(f"study {sample.get('study_id')!r} has no region {region!r}")
+        volume = sample["image"] if part == "image" else sample[part][sample["regions"].index(region)]  # (1, X, Y, Z)
+        rows.append(torch.nn.functional.adaptive_avg_pool3d(torch.as_tensor(volume, dtype=torch.float32), pool).flatten())
+    return torch.stack(rows).numpy()
 
 
 @torch.no_grad()
