@@ -215,14 +215,13 @@ def sample_anatomy(rng: np.random.Generator, heart_scale: float = 1.0) -> Anatom
         *lobar.values(),
     )
 
-    # Heart: rests on the diaphragm, turned towards the left-anterior, slim enough front to back that it
-    # rarely meets the chest wall. Cardiomegaly scales it alike along every axis: its shape stays a normal
-    # one, so that the crop resized to a fixed size (the texture input) shows it far less plainly than
-    # its size against the chest (the uncropped mask) does (docs/mechanism.md, "The phantom").
-    radii = np.array([u(44, 50), u(29, 34), u(38, 44)]) * heart_scale
-    heart_base = max(dome) + 2.0  # just above the higher dome: no part of it is cut off by the diaphragm
+    # Heart: sits on the diaphragm, turned towards the left-anterior; cardiomegaly mostly widens it.
+    radii = np.array([u(50, 58), u(37, 43), u(44, 52)])
+    stretch = np.array([heart_scale, 1 + (heart_scale - 1) / 2, 1 + (heart_scale - 1) / 2])
+    radii = radii * stretch
+    heart_base = min(dome) - 8.0
     heart = Ellipsoid(
-        (midline + u(8, 16), ty + u(18, 24), heart_base + radii[2]), tuple(map(float, radii)), u(0.3, 0.5)
+        (midline + u(8, 16), ty + u(18, 26), heart_base + 0.75 * radii[2]), tuple(map(float, radii)), u(0.4, 0.65)
     )
     heart_top = heart.center[2] + heart.radii[2]
 

@@ -57,7 +57,7 @@ class Finding:
 
 def sample_heart_scale(rng: np.random.Generator) -> float:
     """Linear enlargement of the heart for cardiomegaly (decided before the anatomy is rendered)."""
-    return float(rng.uniform(1.15, 1.27))
+    return float(rng.uniform(1.25, 1.45))
 
 
 def paint_findings(phantom: Phantom, present: dict[str, bool], rngs: dict[str, np.random.Generator],
@@ -296,7 +296,7 @@ def _focal_finding(name: str, lobes_pool: tuple[int, ...], radii: tuple[float, f
 
 # Ground glass spares the vessels; consolidation engulfs them but spares the bronchial lumens (air bronchograms).
 _lung_opacity = _focal_finding("Lung opacity", (0, 1, 2, 3, 4, 2, 4), (10.0, 22.0), (-620.0, -450.0), (1, 2, 3), _parenchyma)
-_consolidation = _focal_finding("Consolidation", (2, 4, 2, 4, 0, 1, 3), (20.0, 36.0), (20.0, 45.0), (1, 2, 2), _lung_tissue)
+_consolidation = _focal_finding("Consolidation", (2, 4, 2, 4, 0, 1, 3), (14.0, 28.0), (20.0, 45.0), (1, 1, 2), _lung_tissue)
 
 
 def _atelectasis(p: Phantom, rng: np.random.Generator) -> list[Finding]:

@@ -166,25 +166,23 @@ def _vessels(p: Phantom, thorax: np.ndarray) -> None:
 
 
 def _tubes(p: Phantom) -> None:
-    """Esophagus, then the airways (all walls before any lumen, so branches stay open at junctions).
-    Both give way to the heart: a heart cut by tubes of a fixed size would show its size in its crop."""
+    """Esophagus, then the airways (all walls before any lumen, so branches stay open at junctions)."""
     for segment in p.anatomy.esophagus:
         box, mask = segment.voxels(p.grid)
-        mask &= ~p.masks["heart"][box.slices]
-        p.paint(box, mask, HU["esophagus"], add_to=("esophagus",), remove_from=("lung", "abdomen"))
+        p.paint(box, mask, HU["esophagus"], add_to=("esophagus",), remove_from=("lung", "heart", "abdomen"))
     paint_airways(p, extra_wall=0.0)
 
 
 def paint_airways(p: Phantom, extra_wall: float) -> None:
-    """Airway walls (the bronchi's thickened by ``extra_wall`` mm, the trachea's never) and air lumens,
-    outside the heart; all belong to 'trachea and bronchie'."""
+    """Airway walls (the bronchi's thickened by ``extra_wall`` mm, the trachea's never) and air lumens;
+    all belong to 'trachea and bronchie'."""
     airways = p.anatomy.airways
     for i, segment in enumerate(airways):
         box, mask = segment.voxels(p.grid, extra=segment.wall + (extra_wall if i else 0.0))
-        p.paint(box, mask & ~p.masks["heart"][box.slices], HU["airway wall"], add_to=("trachea and bronchie",))
+        p.paint(box, mask, HU["airway wall"], add_to=("trachea and bronchie",), remove_from=("heart",))
     for segment in airways:
         box, mask = segment.voxels(p.grid)
-        p.paint(box, mask & ~p.masks["heart"][box.slices], HU["air"])
+        p.paint(box, mask, HU["air"])
 
 
 def paint_lung_bronchi(p: Phantom, extra_wall: float, lumen_scale: float = 1.0,

@@ -36,7 +36,7 @@ from reg2rg.data.synthetic.reports import REPORT_ORDER
 from reg2rg.data.synthetic.study import PERTURBATION, make_study, study_rng
 from reg2rg.files import atomic_write_bytes
 
-GENERATOR_VERSION = 2  # bump when the phantom changes, so that resumed datasets are regenerated
+GENERATOR_VERSION = 1  # bump when the phantom changes, so that resumed datasets are regenerated
 REPORT_CSV = {"train": "train_region_report.csv", "valid": "validation_region_report.csv"}
 LABEL_CSV = {"train": "train_predicted_labels.csv", "valid": "valid_predicted_labels.csv"}
 RECORDS = ".synthetic"
