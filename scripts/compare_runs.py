@@ -1,12 +1,13 @@
 """Compare finished runs (per-finding F1, recognition, CE, BLEU-4): python scripts/compare_runs.py RUN_OR_SWEEP... --out DIR
 
 A run folder has config.yaml and evaluation/; a folder of runs (a Hydra multirun sweep) is expanded.
-Writes DIR/comparison.csv, comparison.md and per_finding_f1.png (docs/mechanism.md)."""
+Prints one row per run, then one per variant over its seeds (mean, min-max). Writes DIR/comparison.csv,
+comparison.md, per_finding_f1.png, variants.csv, variants.md and per_finding_f1_by_variant.png (docs/mechanism.md)."""
 
 import argparse
 import logging
 
-from reg2rg.evaluation.compare import compare_runs, find_runs, write_comparison
+from reg2rg.evaluation.compare import compare_runs, find_runs, summarize_variants, variants_markdown, write_comparison
 from reg2rg.evaluation.report import markdown_table
 
 
@@ -18,6 +19,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     table = compare_runs(find_runs(args.runs))
     print(markdown_table(table.set_index("run")))
+    print()
+    print(variants_markdown(summarize_variants(table)))
     if args.out:
         print(f"written to {write_comparison(table, args.out)}")
 

@@ -5,13 +5,22 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from reg2rg.benchmarks.evaluation import synthetic_pairs
 from reg2rg.evaluation import evaluate_reports
-from reg2rg.evaluation.compare import compare_runs, find_runs, findings_of, variant_name, write_comparison
+from reg2rg.evaluation.compare import (
+    compare_runs,
+    find_runs,
+    findings_of,
+    summarize_variants,
+    variant_name,
+    variants_markdown,
+    write_comparison,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MECHANISMS = {
@@ -66,13 +75,29 @@ def test_compare_runs_reads_each_run(sweep, caplog):
 
 def test_write_comparison_and_script(sweep, tmp_path):
     out = write_comparison(compare_runs(find_runs([sweep / "0", sweep / "1"])), tmp_path / "a")
-    assert {p.name for p in out.iterdir()} == {"comparison.csv", "comparison.md", "per_finding_f1.png"}
-    assert (out / "per_finding_f1.png").read_bytes()[:4] == b"\x89PNG"
+    assert {p.name for p in out.iterdir()} == {"comparison.csv", "comparison.md", "per_finding_f1.png", "variants.csv",
+                                                "variants.md", "per_finding_f1_by_variant.png"}
+    assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in ("per_finding_f1.png", "per_finding_f1_by_variant.png"))
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(sweep), "--out", str(tmp_path / "b")],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert f"| {sweep.name}/1 | texture | 3 |" in done.stdout
+    assert "| texture | 1 | 3 | " in done.stdout  # and the table over seeds
     assert (tmp_path / "b" / "comparison.md").read_text() == (out / "comparison.md").read_text()
+
+
+def test_variants_are_summarized_over_their_seeds():
+    table = pd.DataFrame({"run": ["s/0", "s/1", "s/2"], "variant": ["full", "texture", "full"], "seed": [0, 0, 1],
+                          "recognition": [1.0, 1.0, 0.9], "CE micro-F1": [0.7, 0.4, 0.5], "BLEU-4": [0.9] * 3,
+                          "Cardiomegaly": [1.0, 0.0, 0.2]})
+    summary = summarize_variants(table)
+    assert list(summary["variant"]) == ["full", "texture"] and list(summary["runs"]) == [2, 1]
+    full = summary.iloc[0]
+    assert full["seeds"] == "0, 1" and full["CE micro-F1 mean"] == pytest.approx(0.6)
+    assert (full["Cardiomegaly min"], full["Cardiomegaly max"]) == (0.2, 1.0)
+    lines = variants_markdown(summary).splitlines()
+    assert lines[0] == "| variant | runs | seeds | CE micro-F1 | Cardiomegaly |"
+    assert lines[2] == "| full | 2 | 0, 1 | 0.600 (0.500-0.700) | 0.600 (0.200-1.000) |"
 
 
 def test_a_folder_that_is_not_a_run_is_named(tmp_path):

@@ -88,18 +88,49 @@ def findings_of(table: pd.DataFrame) -> list[str]:
     return [column for column in table.columns if column not in FIXED_COLUMNS]
 
 
+def summarize_variants(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per variant (in order of first appearance) over its runs (seeds): how many, which seeds,
+    and the mean, smallest and largest of CE micro-F1 and of each finding's F1."""
+    rows = []
+    for variant, runs in table.groupby("variant", sort=False):
+        row = {"variant": variant, "runs": len(runs), "seeds": ", ".join(str(seed) for seed in runs["seed"])}
+        for metric in ("CE micro-F1", *findings_of(table)):
+            row.update({f"{metric} mean": runs[metric].mean(), f"{metric} min": runs[metric].min(),
+                        f"{metric} max": runs[metric].max()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def variants_markdown(summary: pd.DataFrame) -> str:
+    """``summarize_variants`` as a markdown table: "mean (min-max)" per metric."""
+    metrics = [column[: -len(" mean")] for column in summary.columns if column.endswith(" mean")]
+    lines = ["| variant | runs | seeds | " + " | ".join(metrics) + " |", "|---" * (3 + len(metrics)) + "|"]
+    for _, row in summary.iterrows():
+        cells = [f"{row[f'{m} mean']:.3f} ({row[f'{m} min']:.3f}-{row[f'{m} max']:.3f})" for m in metrics]
+        lines.append(f"| {row['variant']} | {row['runs']} | {row['seeds']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def write_comparison(table: pd.DataFrame, output_dir: str | Path) -> Path:
-    """comparison.csv, comparison.md (markdown table) and per_finding_f1.png in ``output_dir``."""
-    from reg2rg.evaluation.plots import plot_per_finding
+    """In ``output_dir``: comparison.csv and comparison.md (one row per run), per_finding_f1.png, and
+    variants.csv, variants.md and per_finding_f1_by_variant.png (``summarize_variants``: over seeds)."""
+    from reg2rg.evaluation.plots import plot_per_finding, plot_per_finding_by_variant
     from reg2rg.evaluation.report import markdown_table
     from reg2rg.files import atomic_path
 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    summary = summarize_variants(table)
     with atomic_path(output_dir / "comparison.csv") as path:
         table.to_csv(path, index=False)
     with atomic_path(output_dir / "comparison.md") as path:
         path.write_text(markdown_table(table.set_index("run")) + "\n")
     with atomic_path(output_dir / "per_finding_f1.png") as path:
         plot_per_finding(table, findings_of(table), path)
+    with atomic_path(output_dir / "variants.csv") as path:
+        summary.to_csv(path, index=False)
+    with atomic_path(output_dir / "variants.md") as path:
+        path.write_text(variants_markdown(summary) + "\n")
+    with atomic_path(output_dir / "per_finding_f1_by_variant.png") as path:
+        plot_per_finding_by_variant(table, ["CE micro-F1", *findings_of(table)], path)
     return output_dir

@@ -1,5 +1,5 @@
 """PNG figures of an evaluation (matplotlib, Agg backend): report-length KDEs, per-label CE F1, and
-per-finding F1 of several runs side by side."""
+per-finding F1 of several runs side by side (per run, or per variant over its seeds)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,27 @@ def plot_per_finding(table: pd.DataFrame, findings: list[str], path: str | Path)
             axis.bar([x + (i - (len(table) - 1) / 2) * width for x in range(len(findings))],
                      [row[finding] for finding in findings], width, label=f"{row['variant']} (seed {row['seed']})")
         axis.set_xticks(range(len(findings)), findings)
+        axis.set_ylim(0, 1.05)
+        axis.set_ylabel("F1 (generated reports, rule labeler)")
+        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+    return Path(path)
+
+
+def plot_per_finding_by_variant(table: pd.DataFrame, metrics: list[str], path: str | Path) -> Path:
+    """Grouped bars: the mean of each metric (x) over each variant's runs (one colour per variant), with
+    every run as a dot, so that the spread over seeds is seen next to the differences between variants."""
+    variants = list(dict.fromkeys(table["variant"]))
+    width = 0.8 / len(variants)
+    with _figure(path, (max(7.0, 2.4 * len(metrics)), 4.0 + 0.2 * len(variants))) as axis:
+        for i, variant in enumerate(variants):
+            runs = table[table["variant"] == variant]
+            xs = [x + (i - (len(variants) - 1) / 2) * width for x in range(len(metrics))]
+            bars = axis.bar(xs, [runs[m].mean() for m in metrics], width, alpha=0.6,
+                            label=f"{variant} (seed{'s' * (len(runs) > 1)} {', '.join(str(s) for s in runs['seed'])})")
+            for x, metric in zip(xs, metrics):
+                axis.scatter([x] * len(runs), runs[metric], s=12, color=bars.patches[0].get_facecolor(), edgecolor="black",
+                             linewidth=0.5, zorder=3)
+        axis.set_xticks(range(len(metrics)), metrics)
         axis.set_ylim(0, 1.05)
         axis.set_ylabel("F1 (generated reports, rule labeler)")
         axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
