@@ -88,13 +88,18 @@ def findings_of(table: pd.DataFrame) -> list[str]:
     return [column for column in table.columns if column not in FIXED_COLUMNS]
 
 
+def summary_metrics(table: pd.DataFrame) -> list[str]:
+    """The columns a variant is summarised by over its seeds: CE micro-F1, then each finding's F1."""
+    return ["CE micro-F1", *findings_of(table)]
+
+
 def summarize_variants(table: pd.DataFrame) -> pd.DataFrame:
     """One row per variant (in order of first appearance) over its runs (seeds): how many, which seeds,
     and the mean, smallest and largest of CE micro-F1 and of each finding's F1."""
     rows = []
     for variant, runs in table.groupby("variant", sort=False):
         row = {"variant": variant, "runs": len(runs), "seeds": ", ".join(str(seed) for seed in runs["seed"])}
-        for metric in ("CE micro-F1", *findings_of(table)):
+        for metric in summary_metrics(table):
             row.update({f"{metric} mean": runs[metric].mean(), f"{metric} min": runs[metric].min(),
                         f"{metric} max": runs[metric].max()})
         rows.append(row)
@@ -132,5 +137,5 @@ def write_comparison(table: pd.DataFrame, output_dir: str | Path) -> Path:
     with atomic_path(output_dir / "variants.md") as path:
         path.write_text(variants_markdown(summary) + "\n")
     with atomic_path(output_dir / "per_finding_f1_by_variant.png") as path:
-        plot_per_finding_by_variant(table, ["CE micro-F1", *findings_of(table)], path)
+        plot_per_finding_by_variant(table, summary_metrics(table), path)
     return output_dir

@@ -59,17 +59,28 @@ def plot_ce(table: pd.DataFrame, labels: tuple[str, ...], labeler: str, path: st
     return Path(path)
 
 
-def plot_per_finding(table: pd.DataFrame, findings: list[str], path: str | Path) -> Path:
-    """Grouped bars: each finding's F1 (x) for each run (one colour per row of ``table``)."""
-    width = 0.8 / len(table)
-    with _figure(path, (max(7.0, 2.4 * len(findings)), 4.0 + 0.2 * len(table))) as axis:
-        for i, (_, row) in enumerate(table.iterrows()):
-            axis.bar([x + (i - (len(table) - 1) / 2) * width for x in range(len(findings))],
-                     [row[finding] for finding in findings], width, label=f"{row['variant']} (seed {row['seed']})")
-        axis.set_xticks(range(len(findings)), findings)
+@contextmanager
+def _grouped_bars(path: str | Path, columns: list[str], groups: int) -> Iterator:
+    """An F1 axis with ``groups`` bars side by side at each of ``columns``; yields the axis, the bar width
+    and ``positions(i)``: the x of group i's bar at each column. Ticks, limits and legend on exit."""
+    width = 0.8 / groups
+
+    def positions(i: int) -> list[float]:
+        return [x + (i - (groups - 1) / 2) * width for x in range(len(columns))]
+
+    with _figure(path, (max(7.0, 2.4 * len(columns)), 4.0 + 0.2 * groups)) as axis:
+        yield axis, width, positions
+        axis.set_xticks(range(len(columns)), columns)
         axis.set_ylim(0, 1.05)
         axis.set_ylabel("F1 (generated reports, rule labeler)")
         axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+
+
+def plot_per_finding(table: pd.DataFrame, findings: list[str], path: str | Path) -> Path:
+    """Grouped bars: each finding's F1 (x) for each run (one colour per row of ``table``)."""
+    with _grouped_bars(path, findings, len(table)) as (axis, width, positions):
+        for i, (_, row) in enumerate(table.iterrows()):
+            axis.bar(positions(i), [row[finding] for finding in findings], width, label=f"{row['variant']} (seed {row['seed']})")
     return Path(path)
 
 
@@ -77,18 +88,12 @@ def plot_per_finding_by_variant(table: pd.DataFrame, metrics: list[str], path: s
     """Grouped bars: the mean of each metric (x) over each variant's runs (one colour per variant), with
     every run as a dot, so that the spread over seeds is seen next to the differences between variants."""
     variants = list(dict.fromkeys(table["variant"]))
-    width = 0.8 / len(variants)
-    with _figure(path, (max(7.0, 2.4 * len(metrics)), 4.0 + 0.2 * len(variants))) as axis:
+    with _grouped_bars(path, metrics, len(variants)) as (axis, width, positions):
         for i, variant in enumerate(variants):
             runs = table[table["variant"] == variant]
-            xs = [x + (i - (len(variants) - 1) / 2) * width for x in range(len(metrics))]
-            bars = axis.bar(xs, [runs[m].mean() for m in metrics], width, alpha=0.6,
+            bars = axis.bar(positions(i), [runs[m].mean() for m in metrics], width, alpha=0.6,
                             label=f"{variant} (seed{'s' * (len(runs) > 1)} {', '.join(str(s) for s in runs['seed'])})")
-            for x, metric in zip(xs, metrics):
+            for x, metric in zip(positions(i), metrics):
                 axis.scatter([x] * len(runs), runs[metric], s=12, color=bars.patches[0].get_facecolor(), edgecolor="black",
                              linewidth=0.5, zorder=3)
-        axis.set_xticks(range(len(metrics)), metrics)
-        axis.set_ylim(0, 1.05)
-        axis.set_ylabel("F1 (generated reports, rule labeler)")
-        axis.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     return Path(path)
