@@ -1,7 +1,7 @@
 """How plainly does each input show each finding, before any model? python scripts/probe_inputs.py [overrides]
 
 For each region and finding of ``findings`` (configs/probe_inputs.yaml), a logistic regression on one input of
-the region at a time (its texture crop, its geometry mask, the global image; average-pooled), fitted on training
+the region at a time (its texture crop, its geometry mask, the global image; average- and max-pooled), fitted on training
 studies and scored on the validation split: AUC 0.5, that input alone does not show the finding; 1.0, it shows
 it plainly. Used to tune the synthetic phantom so that each finding is seen through the input it is meant for
 (docs/mechanism.md)."""
@@ -23,14 +23,15 @@ def main(cfg: DictConfig) -> None:
         splits[split] = [data[i] for i in range(min(count or len(data), len(data)))]
     print(f"linear probe AUC on {len(splits['valid'])} validation studies (fitted on {len(splits['train'])}), "
           f"inputs pooled to {tuple(cfg.pool)}:")
-    print("| region | finding | texture crop | geometry mask | global image |\n|---|---|---|---|---|")
+    print("| region | finding | pooling | texture crop | geometry mask | global image |\n|---|---|---|---|---|---|")
     for region, finding in cfg.findings.items():
         present = {int(sample["labels"][finding]) for sample in splits["valid"]}
         if present != {0, 1}:
-            print(f"| {region} | {finding} | not scored: {'every' if present == {1} else 'no'} validation study has it | | |")
+            print(f"| {region} | {finding} | | not scored: {'every' if present == {1} else 'no'} validation study has it | | |")
             continue
-        auc = input_readability(splits["train"], splits["valid"], region, finding, tuple(cfg.pool))
-        print(f"| {region} | {finding} | {auc['texture']:.3f} | {auc['geometry']:.3f} | {auc['image']:.3f} |")
+        for reduce in cfg.poolings:
+            auc = input_readability(splits["train"], splits["valid"], region, finding, tuple(cfg.pool), reduce)
+            print(f"| {region} | {finding} | {reduce} | {auc['texture']:.3f} | {auc['geometry']:.3f} | {auc['image']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -90,6 +90,23 @@ def test_input_readability_tells_which_input_shows_a_finding():
         input_readability(train, valid, "spleen", "Cardiomegaly")
 
 
+def test_max_pooling_shows_a_bright_spot_that_an_average_dilutes():
+    from reg2rg.diagnostics import input_readability
+
+    def study(seed: int, present: int) -> dict:
+        sample = random_sample(2, seed=seed)
+        x, y, z = np.random.default_rng(seed).integers(0, sample["texture"].shape[-3:])
+        sample["texture"][1, 0, x, y, z] = 1.0 + 2.0 * present  # one voxel, anywhere in region 1's crop
+        return {**sample, "labels": {"Coronary artery wall calcification": present}}
+
+    train, valid = [study(i, i % 2) for i in range(60)], [study(100 + i, i % 2) for i in range(40)]
+    region, finding = train[0]["regions"][1], "Coronary artery wall calcification"
+    assert input_readability(train, valid, region, finding, pool=(2, 2, 2), reduce="max")["texture"] == 1.0
+    assert input_readability(train, valid, region, finding, pool=(2, 2, 2), reduce="mean")["texture"] < 0.8
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        input_readability(train, valid, region, finding, reduce="median")
+
+
 def test_the_input_probe_script_prints_its_table(tiny_data, tmp_path):
     from test_training_helpers import data_overrides
 
@@ -97,7 +114,9 @@ def test_the_input_probe_script_prints_its_table(tiny_data, tmp_path):
                f"hydra.run.dir={tmp_path}"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
-    assert re.search(r"\| heart \| Cardiomegaly \| [01]\.\d{3} \| [01]\.\d{3} \| [01]\.\d{3} \|", done.stdout)
+    for pooling in ("mean", "max"):
+        assert re.search(rf"\| heart \| Cardiomegaly \| {pooling} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|",
+                         done.stdout)
     assert "| pleura | Pleural effusion | not scored: every validation study has it |" in done.stdout
 
 

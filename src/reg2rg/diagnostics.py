@@ -13,7 +13,7 @@ has the same regions in the same order, so region identity stays intact and only
 held-out ones (docs/mechanism.md: the demo's lung tokens hold no consolidation).
 
 ``input_readability``: the same probe on the inputs themselves (a region's texture crop, its geometry
-mask, the global image, average-pooled), before any model: how plainly the data show a finding to a
+mask, the global image, average- or max-pooled), before any model: how plainly the data show a finding to a
 reader of one input alone (docs/mechanism.md: tuning the phantom).
 
 ``decision_scores`` + ``decision_auc``: whether the LLM's wording of a region depends on a finding.
@@ -37,6 +37,7 @@ import torch
 from accelerate.utils import send_to_device
 
 VISUAL_KEYS = ("image", "texture", "geometry")  # the sample fields a model sees of the study
+POOLINGS = {"mean": torch.nn.functional.adaptive_avg_pool3d, "max": torch.nn.functional.adaptive_max_pool3d}
 
 
 def image_swap_losses(model: Any, samples: Sequence[Mapping[str, Any]], batch_size: int = 4) -> dict[str, float]:
@@ -133,25 +134,30 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
 
 
 def input_readability(train: Sequence[Mapping[str, Any]], valid: Sequence[Mapping[str, Any]], region: str,
-                      finding: str, pool: tuple[int, int, int] = (8, 8, 4)) -> dict[str, float]:
+                      finding: str, pool: tuple[int, int, int] = (8, 8, 4), reduce: str = "mean") -> dict[str, float]:
     """{input: validation AUC} of a ``linear_probe`` for ``finding`` (a CT-RATE label) on each input of
-    ``region`` ("texture": its crop, "geometry": its mask, "image": the global image), average-pooled to
-    ``pool`` and fitted on ``train``: how plainly one input alone shows the finding, before any model."""
+    ``region`` ("texture": its crop, "geometry": its mask, "image": the global image), pooled to ``pool``
+    and fitted on ``train``: how plainly one input alone shows the finding, before any model.
+    ``reduce`` "mean" shows what changes a region's size or density; "max" also shows a few bright voxels
+    (calcified spots) that an average dilutes."""
     y_train, y_valid = _labels(train, finding), _labels(valid, finding)
     if len(set(y_valid.tolist())) < 2:
         raise ValueError(f"the validation studies need some with and some without {finding!r}")
-    return {part: linear_probe(_pooled(train, region, part, pool), y_train, _pooled(valid, region, part, pool),
-                               y_valid)["auc"] for part in VISUAL_KEYS}
+    if reduce not in POOLINGS:
+        raise ValueError(f"reduce must be one of {sorted(POOLINGS)}, got {reduce!r}")
+    return {part: linear_probe(_pooled(train, region, part, pool, reduce), y_train,
+                               _pooled(valid, region, part, pool, reduce), y_valid)["auc"] for part in VISUAL_KEYS}
 
 
-def _pooled(samples: Sequence[Mapping[str, Any]], region: str, part: str, pool: tuple[int, int, int]) -> np.ndarray:
-    """(N, prod(pool)): one input of each sample, average-pooled."""
+def _pooled(samples: Sequence[Mapping[str, Any]], region: str, part: str, pool: tuple[int, int, int],
+            reduce: str) -> np.ndarray:
+    """(N, prod(pool)): one input of each sample, pooled by ``reduce``."""
     rows = []
     for sample in samples:
         if region not in sample["regions"]:
             raise ValueError(f"study {sample.get('study_id')!r} has no region {region!r}")
         volume = sample["image"] if part == "image" else sample[part][sample["regions"].index(region)]  # (1, X, Y, Z)
-        rows.append(torch.nn.functional.adaptive_avg_pool3d(torch.as_tensor(volume, dtype=torch.float32), pool).flatten())
+        rows.append(POOLINGS[reduce](torch.as_tensor(volume, dtype=torch.float32), pool).flatten())
     return torch.stack(rows).numpy()
 
 
