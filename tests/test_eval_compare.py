@@ -16,6 +16,7 @@ from reg2rg.evaluation.compare import (
     compare_runs,
     find_runs,
     findings_of,
+    gather_runs,
     summarize_variants,
     variant_name,
     variants_markdown,
@@ -84,6 +85,18 @@ def test_write_comparison_and_script(sweep, tmp_path):
     assert f"| {sweep.name}/1 | texture | 3 |" in done.stdout
     assert "| texture | 1 | 3 | " in done.stdout  # and the table over seeds
     assert (tmp_path / "b" / "comparison.md").read_text() == (out / "comparison.md").read_text()
+
+
+def test_an_earlier_comparison_adds_its_runs(sweep, tmp_path):
+    earlier = write_comparison(compare_runs([sweep / "0"]), tmp_path / "earlier") / "comparison.csv"
+    table = gather_runs([earlier, sweep / "1"])
+    assert list(table["run"]) == [f"{sweep.name}/0", f"{sweep.name}/1"]
+    assert table.iloc[0]["CE micro-F1"] == 1.0 and table.iloc[1]["variant"] == "texture"
+    with pytest.raises(ValueError, match=f"runs given twice .*: {sweep.name}/0"):
+        gather_runs([earlier, sweep])
+    (tmp_path / "other.csv").write_text("run,seed\na/0,0\n")
+    with pytest.raises(ValueError, match="other.csv: not a comparison.csv .*no column variant"):
+        gather_runs([tmp_path / "other.csv"])
 
 
 def test_variants_are_summarized_over_their_seeds():

@@ -83,6 +83,33 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
 FIXED_COLUMNS = ("run", "variant", "seed", "recognition", "CE micro-F1", "BLEU-4")
 
 
+def read_comparison(path: str | Path) -> pd.DataFrame:
+    """The rows of an earlier comparison.csv (``write_comparison``): runs measured elsewhere or whose
+    folders are gone, to summarise with new ones."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such comparison file")
+    table = pd.read_csv(path)
+    missing = [column for column in FIXED_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: not a comparison.csv of scripts/compare_runs.py (no column {', '.join(missing)})")
+    return table
+
+
+def gather_runs(sources: Iterable[str | Path]) -> pd.DataFrame:
+    """One table from run folders, folders of runs (``find_runs``) and earlier comparison.csv files, in
+    the order given. A run that two sources name is an error: which of its rows would count?"""
+    tables = [read_comparison(source) if str(source).endswith(".csv") else compare_runs(find_runs([source]))
+              for source in sources]
+    if not tables:
+        raise ValueError("no run folders to compare")
+    table = pd.concat(tables, ignore_index=True)
+    repeated = sorted(set(table.loc[table["run"].duplicated(), "run"]))
+    if repeated:
+        raise ValueError(f"runs given twice (as folders or in a comparison.csv): {', '.join(repeated)}")
+    return table
+
+
 def findings_of(table: pd.DataFrame) -> list[str]:
     """The per-finding F1 columns of a ``compare_runs`` table."""
     return [column for column in table.columns if column not in FIXED_COLUMNS]
