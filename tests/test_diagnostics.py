@@ -117,7 +117,7 @@ def test_the_input_probe_script_prints_its_table(tiny_data, tmp_path):
     for pooling in ("mean", "max"):
         assert re.search(rf"\| heart \| Cardiomegaly \| {pooling} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|",
                          done.stdout)
-    assert "| pleura | Pleural effusion | not scored: every validation study has it |" in done.stdout
+    assert "| pleura | Pleural effusion | | not scored: every validation study has it |" in done.stdout
 
 
 def test_a_decision_score_is_the_log_odds_where_the_wordings_part():
