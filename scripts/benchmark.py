@@ -4,12 +4,15 @@
     python scripts/benchmark.py flops [--json PATH]
     python scripts/benchmark.py evaluation [--json PATH]
     python scripts/benchmark.py training [--json PATH] [--steps 300] [--processes 2]
+    python scripts/benchmark.py step [--json PATH] [--geometry paper] [--steps 10] [--deepspeed none]
 """
 
 import argparse
 import importlib
 import json
 from pathlib import Path
+
+ZERO2 = Path(__file__).resolve().parents[1] / "configs" / "deepspeed" / "zero2.yaml"
 
 
 def main() -> None:
@@ -27,9 +30,18 @@ def main() -> None:
     training.add_argument("--steps", type=int, default=300)
     training.add_argument("--processes", type=int, default=2)
     training.set_defaults(script=str(Path(__file__).with_name("train.py")))
+    step = commands.add_parser("step", help="training steps at LLaMA2-7B geometry on this machine's GPU: ours vs "
+                                            "reference design (random weights)")
+    step.add_argument("--geometry", choices=("paper", "tiny"), default="paper", help="tiny: a CPU check of the path")
+    step.add_argument("--steps", type=int, default=10)
+    step.add_argument("--warmup", type=int, default=3)
+    step.add_argument("--deepspeed", dest="deepspeed_config", default=str(ZERO2),
+                      help="DeepSpeed config (YAML), or 'none' for plain Accelerate")
     for command in commands.choices.values():
         command.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
     args = vars(parser.parse_args())
+    if args.get("deepspeed_config") == "none":
+        args["deepspeed_config"] = None
     module = importlib.import_module(f"reg2rg.benchmarks.{args.pop('name')}")
     print(json.dumps(module.run(**args), indent=2))
 

@@ -25,35 +25,18 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from reg2rg.models import LLMConfig, Reg2RG
+from reg2rg.models import Reg2RG
 from reg2rg.models.splice import one_hot_splice
-from reg2rg.text import train_tokenizer
 
-LLAMA2_7B = dict(
-    model_type="llama",
-    hidden_size=4096,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    intermediate_size=11008,
-    vocab_size=32000,
-    max_position_embeddings=4096,
-)
-REGIONS = 10
-VOLUME = (256, 256, 64)
-# Token counts of a typical RadGenome sample: the prompt holds 362 visual tokens (32 global +
-# 10 x 33), 22 markers and ~106 text tokens; a report of ~380 tokens; EOS.
-PROMPT_TOKENS = 490
-REPORT_TOKENS = 380
-REFERENCE_LENGTH = 2048
+from .geometry import PAPER, build_model, reference_loss
+
 TERA = 1e12
 
 
 def paper_model() -> Reg2RG:
-    """Reg2RG at paper geometry on the meta device (the tokenizer only supplies the added ids)."""
+    """Reg2RG at paper geometry on the meta device (shapes only)."""
     with torch.device("meta"):
-        model = Reg2RG(llm=LLMConfig(architecture=LLAMA2_7B, dtype="bfloat16"), tokenizer=train_tokenizer([], 259))
-    return model.train()
+        return build_model(PAPER)
 
 
 def _count(step) -> float:
@@ -65,13 +48,13 @@ def _count(step) -> float:
 
 def _inputs(length: int) -> dict[str, torch.Tensor]:
     meta = dict(device="meta")
-    volumes = torch.zeros(REGIONS, 1, *VOLUME, **meta)
+    volumes = torch.zeros(PAPER.regions, 1, *PAPER.volume, **meta)
     return dict(
         input_ids=torch.zeros(1, length, dtype=torch.long, **meta),
         # a 4-D causal mask: transformers inspects the values of a 2-D mask, which meta tensors lack
         attention_mask=torch.ones(length, length, dtype=torch.bool, **meta).tril()[None, None],
-        region_counts=[REGIONS],
-        image=torch.zeros(1, 1, *VOLUME, **meta),
+        region_counts=[PAPER.regions],
+        image=torch.zeros(1, 1, *PAPER.volume, **meta),
         texture=volumes,
         geometry=volumes,
         labels=torch.zeros(1, length, dtype=torch.long, **meta),
@@ -82,18 +65,14 @@ def ours_step(model: Reg2RG, length: int) -> None:
     model(**_inputs(length)).loss.backward()
 
 
-def reference_step(model: Reg2RG, length: int = REFERENCE_LENGTH) -> None:
-    batch = _inputs(length)
-    visual = model.visual(batch["region_counts"], batch["image"], batch["texture"], batch["geometry"])  # (T, D)
-    vocabulary = model.llm.get_input_embeddings().weight
-    embeds = one_hot_splice(batch["input_ids"], vocabulary, model.splicer, visual[None].to(vocabulary.dtype))
-    model.llm(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]).loss.backward()
+def reference_step(model: Reg2RG) -> None:
+    reference_loss(model, _inputs(PAPER.reference_length)).backward()
 
 
-def one_hot_step(model: Reg2RG, length: int = REFERENCE_LENGTH) -> None:
+def one_hot_step(model: Reg2RG, length: int = PAPER.reference_length) -> None:
     """The reference splice alone (forward + the gradient of its table)."""
     vocabulary = model.llm.get_input_embeddings().weight
-    visual = torch.zeros(1, model.layout.total(REGIONS), vocabulary.shape[1], device="meta", requires_grad=True)
+    visual = torch.zeros(1, model.layout.total(PAPER.regions), vocabulary.shape[1], device="meta", requires_grad=True)
     one_hot_splice(_inputs(length)["input_ids"], vocabulary, model.splicer, visual).sum().backward()
 
 
@@ -115,7 +94,7 @@ def run(json_path: str | None = None) -> dict:
     """Count both designs; writes ``json_path`` when given and returns the figures."""
     start = time.perf_counter()
     model = paper_model()
-    length = PROMPT_TOKENS + REPORT_TOKENS + 1
+    length = PAPER.sample_tokens
     ours = _count(lambda: ours_step(model, length))
     reference = _count(lambda: reference_step(model))
     encoders = _count(lambda: encoders_step(model))
@@ -131,7 +110,7 @@ def run(json_path: str | None = None) -> dict:
         "ratio": round(reference / ours, 2),
         "encoders_tflop_per_sample": round(encoders, 2),
         "one_hot_splice_tflop_per_sample": round(one_hot, 2),
-        "tokens_per_sample": {"ours": length, "reference": REFERENCE_LENGTH, "visual": model.layout.total(REGIONS)},
+        "tokens_per_sample": {"ours": length, "reference": PAPER.reference_length, "visual": model.layout.total(PAPER.regions)},
         "trainable_parameters": sum(parts.values()),
         "trainable_by_part": parts,
         "checkpoint_mb": round(checkpoint_bytes / 2**20, 1),
