@@ -79,3 +79,27 @@ def test_generate_script_config_end_to_end(dataset, tmp_path):
     out = generate_from_config(cfg)
     assert out == tmp_path / "checkpoint" / "predictions_valid.csv"
     assert len(_rows(out)) == len(dataset)
+
+
+def test_a_csv_begun_by_another_generation_is_refused_or_begun_afresh(dataset, tmp_path):
+    model, out = tiny_model(), tmp_path / "predictions.csv"
+    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"checkpoint": "a"})
+    with pytest.raises(ValueError, match=r"predictions.csv was begun by another generation \(settings changed"):
+        generate_predictions(model, dataset, out, settings={"max_new_tokens": 8}, metadata={"checkpoint": "a"})
+    with pytest.raises(ValueError, match=r"\(checkpoint changed"):
+        generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"checkpoint": "b"})
+    lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
+    out.write_text("".join(lines[:3]), encoding="utf-8")  # two studies of five, from checkpoint "a"
+    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"checkpoint": "b"},
+                         restart_if_changed=True)
+    sidecar = json.loads(out.with_name(out.name + ".settings.json").read_text())
+    assert sidecar["checkpoint"] == "b" and sidecar["resumed_with"] == 0 and len(_rows(out)) == 5
+
+
+def test_a_model_without_rra_is_given_references_without_region_names(dataset, tmp_path):
+    out = tmp_path / "predictions.csv"
+    generate_predictions(tiny_model(rra=False), dataset, out, settings={"max_new_tokens": 4})
+    first = dataset[0]
+    reference = _rows(out)[0]["GT_combined_report"]
+    assert reference == " ".join(report.strip() for report in first["region_reports"])
+    assert not reference.startswith("The region")

@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from test_training_helpers import compose_train, logged, tiny_overrides
 
 import reg2rg
+from reg2rg.models import Reg2RG
 from reg2rg.training import train
 from reg2rg.training.checkpointing import STATE_FILE, Checkpointer, TrainingState, list_checkpoints
 
@@ -84,3 +85,26 @@ def test_a_signal_writes_a_checkpoint_then_stops(tiny_data, tmp_path, monkeypatc
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is given back
     model = reg2rg.from_pretrained(result["checkpoint"])  # the checkpoint opens as a model
     assert not model.training
+
+
+def test_a_finished_run_resumed_keeps_its_predictions_and_a_further_one_redoes_them(tiny_data, tmp_path, monkeypatch):
+    """Re-running a finished run (a sweep restarted with resume=latest) trains nothing and generates nothing."""
+    first = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8")
+    predictions = first["run_dir"] / "predictions.csv"
+    written = predictions.read_text()
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("the finished run's predictions were generated again")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Reg2RG, "generate_reports", no_generation)
+        again = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8",
+                    "resume=latest")
+    assert again["step"] == first["step"] and again["checkpoint"] == first["checkpoint"]
+    assert predictions.read_text() == written and again["metrics"]["ce"] == first["metrics"]["ce"]
+
+    # Trained on (more epochs): the predictions of the earlier checkpoint are begun afresh.
+    longer = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8",
+                 "resume=latest", "trainer.epochs=3")
+    assert longer["step"] > first["step"]
+    assert str(longer["checkpoint"]) in (predictions.parent / "predictions.csv.settings.json").read_text()

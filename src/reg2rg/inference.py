@@ -1,9 +1,11 @@
 """Batched report generation for a dataset split into the official predictions CSV.
 
 Columns: ``AccNum, GT_combined_report, Pred_combined_report`` (region prefixes kept, as in
-the authors' files). Rows are appended batch by batch and flushed, so an interrupted run
-resumes where it stopped: studies already in the CSV are skipped, and a last line cut off by
-a crash is dropped. The generation settings go to ``<csv>.settings.json`` beside it.
+the authors' files; a model trained without RRA is given its references without them, as it
+was trained). Rows are appended batch by batch and flushed, so an interrupted run resumes where it
+stopped: studies already in the CSV are skipped, and a last line cut off by a crash is dropped. The
+generation settings and the checkpoint go to ``<csv>.settings.json`` beside it; a CSV begun with
+other ones is not continued.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
+
+from reg2rg.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +45,48 @@ def _finished_ids(path: Path) -> set[str]:
         return {row["AccNum"] for row in reader}
 
 
+def _sidecar(output: Path) -> Path:
+    return Path(f"{output}.settings.json")
+
+
+def _began_otherwise(output: Path, settings: Mapping[str, Any], checkpoint: Any) -> str | None:
+    """Why the CSV at ``output`` was begun with other settings or another checkpoint (None: it was not)."""
+    if not _sidecar(output).is_file():
+        return None
+    before = json.loads(_sidecar(output).read_text())
+    now = json.loads(json.dumps({"settings": settings, "checkpoint": checkpoint}, default=str))
+    changed = [key for key in now if before.get(key) != now[key]]
+    return f"{' and '.join(changed)} changed, see {_sidecar(output).name}" if changed else None
+
+
 def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4, num_workers: int = 0,
-                         settings: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None) -> Path:
+                         settings: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
+                         restart_if_changed: bool = False) -> Path:
     """Generate a report for every study of ``dataset`` (canonical region order) into ``output``.
 
     ``settings`` are ``Reg2RG.generate`` options (greedy by default); ``metadata`` (checkpoint,
-    data, split) is recorded in the sidecar file with them.
+    data, split) is recorded in the sidecar file with them. A CSV begun with other settings or
+    another checkpoint is an error, or with ``restart_if_changed`` is begun afresh.
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = dict(settings or {})
+    metadata = dict(metadata or {})
+    reason = _began_otherwise(output, settings, metadata.get("checkpoint")) if output.is_file() else None
+    if reason and not restart_if_changed:
+        raise ValueError(f"{output} was begun by another generation ({reason}); remove it or choose another output")
+    if reason:
+        log.warning("%s was begun by another generation (%s): starting it afresh", output, reason)
+        output.unlink()
     done = _finished_ids(output)
     todo = [i for i, entry in enumerate(dataset.entries) if entry["study_id"] not in done]
-    sidecar = {"settings": settings, **(metadata or {}), "studies": len(dataset), "resumed_with": len(done)}
-    Path(f"{output}.settings.json").write_text(json.dumps(sidecar, indent=2, default=str))
+    sidecar = {"settings": settings, "checkpoint": None, **metadata, "studies": len(dataset), "resumed_with": len(done)}
+    atomic_write_bytes(_sidecar(output), json.dumps(sidecar, indent=2, default=str).encode())
     if not todo:
         log.info("%s already holds all %d studies", output, len(dataset))
         return output
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=num_workers, collate_fn=list)
+    collator = model.collator()
     new_file = not output.is_file() or output.stat().st_size == 0
     with open(output, "a", newline="", encoding="utf-8") as f, tqdm(total=len(todo), desc="generate", unit="study") as bar:
         writer = csv.writer(f)
@@ -68,8 +96,7 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
             with torch.inference_mode():
                 generations = model.generate_reports(samples, **settings)
             for sample, generation in zip(samples, generations):
-                truth = model.template.target(sample["regions"], sample["region_reports"], rra=True)
-                writer.writerow((sample["study_id"], truth, generation.text))
+                writer.writerow((sample["study_id"], collator.target(sample), generation.text))
             f.flush()
             os.fsync(f.fileno())
             bar.update(len(samples))

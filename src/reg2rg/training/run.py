@@ -39,7 +39,7 @@ DEEPSPEED_FILE = "deepspeed.json"
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (resuming when ``cfg.resume`` says so), checkpoint, and evaluate on ``cfg.evaluation.split``.
 
-    Returns ``run_dir``, ``checkpoint`` (the last one written), ``step``, ``train_metrics`` (the last
+    Returns ``run_dir``, ``checkpoint`` (the last one written; the one resumed from if no step was left), ``step``, ``train_metrics`` (the last
     logged), ``stopped_by`` (the signal's name, or None), ``exit_code`` (0, or 128 + the signal
     number) and ``metrics`` (the evaluation's metrics.json content on the main process, else None).
     """
@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             if resume_dir is not None:
                 trainer.resume(resume_dir)
             with preemption_flag() as stop:
-                checkpoint = trainer.fit(stop)
+                checkpoint = trainer.fit(stop) or resume_dir  # a finished run resumed: its last checkpoint
         finally:
             if metrics is not None:
                 metrics.close()
@@ -88,7 +88,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "metrics": None,
     }
     if main and cfg.evaluation.enabled and not stop:
-        result["metrics"] = evaluate(cfg, model, run_dir)
+        result["metrics"] = evaluate(cfg, model, run_dir, checkpoint)
     return result
 
 
@@ -104,12 +104,12 @@ def output_dir(cfg: DictConfig) -> str:
         ) from error
 
 
-def evaluate(cfg: DictConfig, model: Any, run_dir: Path) -> dict:
+def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None) -> dict:
     """Generate and score the evaluation split; prints the summary tables and returns metrics.json's content."""
     settings = cfg.evaluation
     evaluation = generate_and_evaluate(
         model, dataset(cfg, settings.split), run_dir, settings.batch_size, cfg.trainer.num_workers,
-        OmegaConf.to_container(settings.generation, resolve=True), list(settings.protocols),
+        OmegaConf.to_container(settings.generation, resolve=True), list(settings.protocols), checkpoint,
     )
     print(summary_markdown(evaluation))
     return evaluation.metrics()
