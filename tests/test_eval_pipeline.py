@@ -114,3 +114,23 @@ def test_script_reports_a_missing_column_without_a_traceback(reports, tmp_path):
     result = _run_script(tmp_path, f"predictions={path}", f"output_dir={tmp_path / 'eval'}")
     assert result.returncode != 0
     assert "evaluate.py:" in result.stderr and "no column" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_outputs_are_utf8_whatever_locale_a_library_left(reports, tmp_path):
+    """SimpleITK's DICOM reader leaves the C locale (ASCII) behind; the summary's "±" must still be written."""
+    import locale
+
+    from reg2rg.evaluation import evaluate_predictions_csv
+
+    references, predictions = reports
+    path = tmp_path / "predictions.csv"
+    pd.DataFrame({"AccNum": range(12), "GT_combined_report": references, "Pred_combined_report": predictions}).to_csv(
+        path, index=False
+    )
+    previous = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        evaluate_predictions_csv(path, tmp_path / "eval", protocols=["reg2rg"])
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+    assert "±" in (tmp_path / "eval" / "summary.md").read_text(encoding="utf-8")

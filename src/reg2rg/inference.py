@@ -53,7 +53,7 @@ def _began_otherwise(output: Path, settings: Mapping[str, Any], checkpoint: Any)
     """Why the CSV at ``output`` was begun with other settings or another checkpoint (None: it was not)."""
     if not _sidecar(output).is_file():
         return None
-    before = json.loads(_sidecar(output).read_text())
+    before = json.loads(_sidecar(output).read_text(encoding="utf-8"))
     now = json.loads(json.dumps({"settings": settings, "checkpoint": checkpoint}, default=str))
     changed = [key for key in now if before.get(key) != now[key]]
     return f"{' and '.join(changed)} changed, see {_sidecar(output).name}" if changed else None

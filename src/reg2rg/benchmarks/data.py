@@ -119,5 +119,5 @@ def run(json_path: str | None = None, studies: int = 2, shape: tuple[int, int, i
         "cache_to_source_size": round(report["cache_bytes"] / report["source_bytes"], 3),
     }
     if json_path:
-        Path(json_path).write_text(json.dumps(figures, indent=2))
+        Path(json_path).write_text(json.dumps(figures, indent=2), encoding="utf-8")
     return figures

@@ -197,5 +197,5 @@ def run(n_pairs: int = 1564, json_path: str | Path | None = None) -> dict:
         "reg2rg_means": {name: s.mean for name, s in evaluation.reg2rg.summary().items()},
     }
     if json_path is not None:
-        Path(json_path).write_text(json.dumps(result, indent=2))
+        Path(json_path).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return result

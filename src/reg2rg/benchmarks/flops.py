@@ -118,5 +118,5 @@ def run(json_path: str | None = None) -> dict:
         "seconds": round(time.perf_counter() - start, 1),
     }
     if json_path:
-        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return figures

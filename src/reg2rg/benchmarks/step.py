@@ -88,7 +88,7 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
     shapes = GEOMETRIES[geometry]
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     mixed_precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
-    deepspeed = yaml.safe_load(Path(deepspeed_config).read_text()) if deepspeed_config else None
+    deepspeed = yaml.safe_load(Path(deepspeed_config).read_text(encoding="utf-8")) if deepspeed_config else None
     torch.manual_seed(0)
     start = time.perf_counter()
     with torch.device(device):  # 7B random weights are initialised on the GPU, not copied there
@@ -134,7 +134,7 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
             }
     figures["speedup"] = round(figures["reference"]["seconds_per_step"] / figures["ours"]["seconds_per_step"], 2)
     if json_path:
-        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n")
+        Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return figures
 
 

@@ -36,12 +36,12 @@ def run(script: str, steps: int = 300, processes: int = 2, json_path: str | None
     for name in list(variants)[1:]:
         results[f"{name}_vs_one_process"] = results[name] / results["one_process"]
     if json_path:
-        Path(json_path).write_text(json.dumps(results, indent=2) + "\n")
+        Path(json_path).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return results
 
 
 def _samples_per_second(metrics: Path) -> float:
     """Mean samples/s of the logged windows after the first."""
-    rates = [json.loads(line)["samples_per_s"] for line in metrics.read_text().splitlines() if line.strip()]
+    rates = [json.loads(line)["samples_per_s"] for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
     later = rates[1:] or rates
     return sum(later) / len(later)

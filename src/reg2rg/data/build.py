@@ -141,6 +141,6 @@ def read_index(cache_dir: str | Path, split: str) -> list[dict]:
 
 
 def _update_report(path: Path, split: str, report: dict) -> None:
-    existing = json.loads(path.read_text()) if path.is_file() else {}
+    existing = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     existing[split] = report
     atomic_write_bytes(path, json.dumps(existing, indent=2).encode("utf-8"))

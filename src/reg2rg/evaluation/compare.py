@@ -29,7 +29,7 @@ def variant_name(config) -> str:
 def _read(path: Path, what: str):
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {what}; is this a finished run folder (trained and evaluated)?")
-    return json.loads(path.read_text()) if path.suffix == ".json" else OmegaConf.load(path)
+    return json.loads(path.read_text(encoding="utf-8")) if path.suffix == ".json" else OmegaConf.load(path)
 
 
 def run_row(run_dir: str | Path) -> dict:
@@ -156,13 +156,13 @@ def write_comparison(table: pd.DataFrame, output_dir: str | Path) -> Path:
     with atomic_path(output_dir / "comparison.csv") as path:
         table.to_csv(path, index=False)
     with atomic_path(output_dir / "comparison.md") as path:
-        path.write_text(markdown_table(table.set_index("run")) + "\n")
+        path.write_text(markdown_table(table.set_index("run")) + "\n", encoding="utf-8")
     with atomic_path(output_dir / "per_finding_f1.png") as path:
         plot_per_finding(table, findings_of(table), path)
     with atomic_path(output_dir / "variants.csv") as path:
         summary.to_csv(path, index=False)
     with atomic_path(output_dir / "variants.md") as path:
-        path.write_text(variants_markdown(summary) + "\n")
+        path.write_text(variants_markdown(summary) + "\n", encoding="utf-8")
     with atomic_path(output_dir / "per_finding_f1_by_variant.png") as path:
         plot_per_finding_by_variant(table, summary_metrics(table), path)
     return output_dir

@@ -119,7 +119,7 @@ def install_wordnet(root: Path, source: Path = DEBIAN_WORDNET) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     for name in WORDNET_FILES:
         shutil.copyfile(source / name, target / name)
-    (target / "lexnames").write_text(lexnames_text())
+    (target / "lexnames").write_text(lexnames_text(), encoding="utf-8")
     return target
 
 

@@ -113,8 +113,8 @@ def write_report(evaluation: Evaluation, output_dir: str | Path, source: Path | 
     """Write every output file into ``output_dir`` (created if needed); returns the folder."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(evaluation.metrics(), indent=2, allow_nan=False))
-    (output_dir / "summary.md").write_text(summary_markdown(evaluation, source))
+    (output_dir / "metrics.json").write_text(json.dumps(evaluation.metrics(), indent=2, allow_nan=False), encoding="utf-8")
+    (output_dir / "summary.md").write_text(summary_markdown(evaluation, source), encoding="utf-8")
     for stem, table in all_tables(evaluation).items():
         table.to_csv(output_dir / f"{stem}.csv")
     per_sample_frame(evaluation).to_csv(output_dir / "per_sample.csv", index=False)

@@ -44,7 +44,7 @@ def save_checkpoint(
     try:
         tensors = {name: p.detach().cpu().contiguous() for name, p in model.persistent_parameters().items()}
         save_file(tensors, staging / WEIGHTS, metadata={"format": "pt", "reg2rg_version": __version__})
-        (staging / CONFIG).write_text(json.dumps(model.config, indent=2) + "\n")
+        (staging / CONFIG).write_text(json.dumps(model.config, indent=2) + "\n", encoding="utf-8")
         model.tokenizer.save_pretrained(staging)
         if before_commit is not None:
             before_commit(staging)
@@ -66,7 +66,7 @@ def from_pretrained(directory: str | Path, device: str | None = None, **override
     for name in (CONFIG, WEIGHTS):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory} is not a reg2rg checkpoint: {name} is missing")
-    config = json.loads((directory / CONFIG).read_text())
+    config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
     unknown = sorted(overrides.keys() - config.keys())
     if unknown:
         raise ValueError(f"unknown config keys {unknown}; a checkpoint config has {sorted(config)}")

@@ -68,12 +68,12 @@ class TrainingState:
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps({**asdict(self), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch},
-                                   indent=2) + "\n")
+                                   indent=2) + "\n", encoding="utf-8")
 
     @classmethod
     def read(cls, path: Path) -> TrainingState:
         try:
-            values = json.loads(path.read_text())
+            values = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise ValueError(f"{path}: cannot read the training state ({error})") from error
         values.pop("epoch", None)

@@ -64,4 +64,4 @@ def write_deepspeed_config(accelerator: Accelerator, path: Path) -> None:
     """The DeepSpeed config this run used, "auto" values filled, for the record."""
     plugin = accelerator.state.deepspeed_plugin
     if plugin is not None:
-        path.write_text(json.dumps(plugin.deepspeed_config, indent=2) + "\n")
+        path.write_text(json.dumps(plugin.deepspeed_config, indent=2) + "\n", encoding="utf-8")

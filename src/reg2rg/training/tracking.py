@@ -40,7 +40,7 @@ class MetricsLog:
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
         record = {"step": step, **metrics}
-        with open(self.path, "a") as handle:
+        with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
         log.info("step %d: %s", step, "  ".join(f"{key} {_format(value)}" for key, value in metrics.items()))
         if self.wandb_run is not None:
