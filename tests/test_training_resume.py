@@ -91,7 +91,7 @@ def test_a_finished_run_resumed_keeps_its_predictions_and_a_further_one_redoes_t
     """Re-running a finished run (a sweep restarted with resume=latest) trains nothing and generates nothing."""
     first = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8")
     predictions = first["run_dir"] / "predictions.csv"
-    written = predictions.read_text()
+    written = predictions.read_text(encoding="utf-8")
 
     def no_generation(*args, **kwargs):
         raise AssertionError("the finished run's predictions were generated again")
@@ -101,10 +101,11 @@ def test_a_finished_run_resumed_keeps_its_predictions_and_a_further_one_redoes_t
         again = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8",
                     "resume=latest")
     assert again["step"] == first["step"] and again["checkpoint"] == first["checkpoint"]
-    assert predictions.read_text() == written and again["metrics"]["ce"] == first["metrics"]["ce"]
+    assert predictions.read_text(encoding="utf-8") == written and again["metrics"]["ce"] == first["metrics"]["ce"]
 
     # Trained on (more epochs): the predictions of the earlier checkpoint are begun afresh.
     longer = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8",
                  "resume=latest", "trainer.epochs=3")
     assert longer["step"] > first["step"]
-    assert str(longer["checkpoint"]) in (predictions.parent / "predictions.csv.settings.json").read_text()
+    sidecar = predictions.parent / "predictions.csv.settings.json"
+    assert str(longer["checkpoint"]) in sidecar.read_text(encoding="utf-8")
