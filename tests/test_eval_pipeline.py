@@ -117,7 +117,8 @@ def test_script_reports_a_missing_column_without_a_traceback(reports, tmp_path):
 
 
 def test_outputs_are_utf8_whatever_locale_a_library_left(reports, tmp_path):
-    """SimpleITK's DICOM reader leaves the C locale (ASCII) behind; the summary's "±" must still be written."""
+    """SimpleITK's DICOM writer leaves the C locale (ASCII) behind (the DICOM tests' fixture uses it); the
+    summary's "±" must still be written."""
     import locale
 
     from reg2rg.evaluation import evaluate_predictions_csv
