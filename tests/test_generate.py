@@ -83,17 +83,35 @@ def test_generate_script_config_end_to_end(dataset, tmp_path):
 
 def test_a_csv_begun_by_another_generation_is_refused_or_begun_afresh(dataset, tmp_path):
     model, out = tiny_model(), tmp_path / "predictions.csv"
-    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"checkpoint": "a"})
-    with pytest.raises(ValueError, match=r"predictions.csv was begun by another generation \(settings changed"):
-        generate_predictions(model, dataset, out, settings={"max_new_tokens": 8}, metadata={"checkpoint": "a"})
-    with pytest.raises(ValueError, match=r"\(checkpoint changed"):
-        generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"checkpoint": "b"})
+    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"weights": "a"})
+    refused = {
+        "settings changed": dict(settings={"max_new_tokens": 8}, metadata={"weights": "a"}),
+        "weights changed": dict(settings={"max_new_tokens": 4}, metadata={"weights": "b"}),
+        "split changed": dict(settings={"max_new_tokens": 4}, metadata={"weights": "a", "split": "test"}),
+    }
+    for reason, call in refused.items():
+        with pytest.raises(ValueError, match=rf"predictions.csv was begun by another generation \({reason}"):
+            generate_predictions(model, dataset, out, **call)
+    # where the checkpoint lies is not what made the predictions: the same weights continue the CSV
+    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"weights": "a", "checkpoint": "x"})
+
     lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
-    out.write_text("".join(lines[:3]), encoding="utf-8")  # two studies of five, from checkpoint "a"
-    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"checkpoint": "b"},
+    out.write_text("".join(lines[:3]), encoding="utf-8")  # two studies of five, from weights "a"
+    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"weights": "b"},
                          restart_if_changed=True)
-    sidecar = json.loads(out.with_name(out.name + ".settings.json").read_text())
-    assert sidecar["checkpoint"] == "b" and sidecar["resumed_with"] == 0 and len(_rows(out)) == 5
+    sidecar = json.loads(out.with_name(out.name + ".settings.json").read_text(encoding="utf-8"))
+    assert sidecar["weights"] == "b" and sidecar["resumed_with"] == 0 and len(_rows(out)) == 5
+
+
+def test_a_csv_without_its_settings_file_is_not_continued(dataset, tmp_path):
+    model, out = tiny_model(), tmp_path / "predictions.csv"
+    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4})
+    out.with_name(out.name + ".settings.json").unlink()
+    with pytest.raises(ValueError, match="no predictions.csv.settings.json says how it was made"):
+        generate_predictions(model, dataset, out, settings={"max_new_tokens": 4})
+    out.with_name(out.name + ".settings.json").write_text('{"settings": {', encoding="utf-8")  # cut off
+    with pytest.raises(ValueError, match="settings.json is unreadable"):
+        generate_predictions(model, dataset, out, settings={"max_new_tokens": 4})
 
 
 def test_a_model_without_rra_is_given_references_without_region_names(dataset, tmp_path):

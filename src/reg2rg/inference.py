@@ -4,8 +4,8 @@ Columns: ``AccNum, GT_combined_report, Pred_combined_report`` (region prefixes k
 the authors' files; a model trained without RRA is given its references without them, as it
 was trained). Rows are appended batch by batch and flushed, so an interrupted run resumes where it
 stopped: studies already in the CSV are skipped, and a last line cut off by a crash is dropped. The
-generation settings and the checkpoint go to ``<csv>.settings.json`` beside it; a CSV begun with
-other ones is not continued.
+generation settings, the data, the split and the checkpoint (with a digest of its weights) go to
+``<csv>.settings.json`` beside it; a CSV begun otherwise, or without that file, is not continued.
 """
 
 from __future__ import annotations
@@ -49,14 +49,23 @@ def _sidecar(output: Path) -> Path:
     return Path(f"{output}.settings.json")
 
 
-def _began_otherwise(output: Path, settings: Mapping[str, Any], checkpoint: Any) -> str | None:
-    """Why the CSV at ``output`` was begun with other settings or another checkpoint (None: it was not)."""
-    if not _sidecar(output).is_file():
+# Recorded for the reader, not compared: where the checkpoint was, where it ran, and the counts.
+UNCOMPARED = ("checkpoint", "device", "studies", "resumed_with")
+
+
+def _began_otherwise(output: Path, identity: Mapping[str, Any]) -> str | None:
+    """Why the CSV at ``output`` cannot be continued by the generation ``identity`` (None: it can)."""
+    if output.stat().st_size == 0:
         return None
-    before = json.loads(_sidecar(output).read_text(encoding="utf-8"))
-    now = json.loads(json.dumps({"settings": settings, "checkpoint": checkpoint}, default=str))
+    try:
+        before = json.loads(_sidecar(output).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"no {_sidecar(output).name} says how it was made"
+    except ValueError:
+        return f"{_sidecar(output).name} is unreadable"
+    now = json.loads(json.dumps(identity, default=str))
     changed = [key for key in now if before.get(key) != now[key]]
-    return f"{' and '.join(changed)} changed, see {_sidecar(output).name}" if changed else None
+    return f"{', '.join(changed)} changed, see {_sidecar(output).name}" if changed else None
 
 
 def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4, num_workers: int = 0,
@@ -65,14 +74,15 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
     """Generate a report for every study of ``dataset`` (canonical region order) into ``output``.
 
     ``settings`` are ``Reg2RG.generate`` options (greedy by default); ``metadata`` (checkpoint,
-    data, split) is recorded in the sidecar file with them. A CSV begun with other settings or
-    another checkpoint is an error, or with ``restart_if_changed`` is begun afresh.
+    weights digest, data, split) is recorded in the sidecar file with them. A CSV begun with other
+    settings, weights, data or split is an error, or with ``restart_if_changed`` is begun afresh.
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = dict(settings or {})
-    metadata = dict(metadata or {})
-    reason = _began_otherwise(output, settings, metadata.get("checkpoint")) if output.is_file() else None
+    metadata = {"split": dataset.split, **(metadata or {})}
+    identity = {"settings": settings, **{k: v for k, v in metadata.items() if k not in UNCOMPARED}}
+    reason = _began_otherwise(output, identity) if output.is_file() else None
     if reason and not restart_if_changed:
         raise ValueError(f"{output} was begun by another generation ({reason}); remove it or choose another output")
     if reason:
@@ -108,10 +118,12 @@ def generate_from_config(cfg) -> Path:
     from reg2rg.data.dataset import CachedRegionDataset
     from reg2rg.data.prepare import prepare_dataset, preprocessing_config
     from reg2rg.models import from_pretrained
+    from reg2rg.models.checkpoint import weights_digest
 
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = from_pretrained(cfg.checkpoint, device=device)
     prepare_dataset(cfg.data, [cfg.split], workers=cfg.num_workers or 1, synthesize=False)  # generate reads what is there
     dataset = CachedRegionDataset(cfg.data.cache_dir, cfg.split, preprocessing_config(cfg.data), lfd=cfg.data.lfd, shuffle_regions=False)
-    metadata = {"checkpoint": str(cfg.checkpoint), "data": cfg.data.name, "split": cfg.split, "device": device}
+    metadata = {"checkpoint": str(Path(cfg.checkpoint).resolve()), "weights": weights_digest(cfg.checkpoint),
+                "data": cfg.data.name, "split": cfg.split, "device": device}
     return generate_predictions(model, dataset, cfg.output, cfg.batch_size, cfg.num_workers, dict(cfg.generation), metadata)

@@ -15,6 +15,7 @@ into place, so a crash never leaves a half-written checkpoint; loading reads no 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -83,6 +84,15 @@ def load_weights(model: Reg2RG, directory: str | Path) -> None:
     if report:
         raise ValueError(f"{path} does not match the model its config builds: {report}")
     model.load_state_dict(state, strict=False)
+
+
+def weights_digest(directory: str | Path) -> str:
+    """SHA-256 of a checkpoint's weights file: which weights made a set of predictions, whatever the path."""
+    digest = hashlib.sha256()
+    with open(Path(directory) / WEIGHTS, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _sync(folder: Path) -> None:

@@ -5,7 +5,7 @@ The CSV has the official columns (``AccNum``, ``GT_combined_report``, ``Pred_com
 the targets in canonical region order, region prefixes included as the paper's evaluation reads them
 (without them for a model trained without RRA).
 It is written by ``reg2rg.inference.generate_predictions``: a run whose evaluation was interrupted
-continues it (with ``resume=latest``), and predictions of an earlier checkpoint are begun afresh.
+continues it (with ``resume=latest``), and predictions of other weights are begun afresh.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from reg2rg.data.dataset import CachedRegionDataset
 from reg2rg.evaluation import Evaluation, evaluate_predictions_csv
 from reg2rg.inference import generate_predictions
 from reg2rg.models import Reg2RG
+from reg2rg.models.checkpoint import weights_digest
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def generate_and_evaluate(model: Reg2RG, dataset: CachedRegionDataset, output_di
                           checkpoint: Path | None = None) -> Evaluation:
     """Predictions CSV of ``checkpoint``'s model and evaluation files (metrics.json, summary.md, tables, plots)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    metadata = {"checkpoint": str(checkpoint) if checkpoint else None, "split": dataset.split}
+    metadata = {"checkpoint": str(checkpoint), "weights": weights_digest(checkpoint)} if checkpoint else {}
     predictions = generate_predictions(model, dataset, output_dir / PREDICTIONS_FILE, batch_size, num_workers,
                                        dict(generation), metadata, restart_if_changed=True)
     log.info("predictions for %d %s studies in %s", len(dataset), dataset.split, predictions)
