@@ -95,11 +95,7 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
         model = build_model(shapes, dtype="bfloat16" if mixed_precision == "bf16" else "float32")
     build_seconds = time.perf_counter() - start
     sample = training_sample(model, shapes, torch.Generator().manual_seed(0))
-    designs = {
-        "ours": (lambda prepared, batch: prepared(**batch).loss, sample),
-        "reference": (lambda prepared, batch: reference_loss(_unwrapped(prepared), batch),
-                      padded(sample, shapes.reference_length, model.special_ids.pad)),
-    }
+    batches = {"ours": sample, "reference": padded(sample, shapes.reference_length, model.special_ids.pad)}
     figures: dict[str, Any] = {
         "geometry": geometry, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "mixed_precision": mixed_precision, "zero_stage": (deepspeed or {}).get("zero_optimization", {}).get("stage"),
@@ -111,11 +107,17 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
         trainable = [p for p in model.parameters() if p.requires_grad]
         prepared, optimizer = accelerator.prepare(model, torch.optim.AdamW(trainable, lr=5e-5))
 
-        for name, (loss_of, batch) in designs.items():
+        def loss_of(name: str, batch: dict[str, Any]) -> torch.Tensor:
+            if name == "ours":
+                return prepared(**batch).loss
+            with accelerator.autocast():  # Accelerate autocasts inside the prepared model's forward only
+                return reference_loss(_unwrapped(prepared), batch)
+
+        for name, batch in batches.items():
             batch = send_to_device(batch, device)
 
             def step() -> None:
-                accelerator.backward(loss_of(prepared, batch))
+                accelerator.backward(loss_of(name, batch))
                 optimizer.step()
                 optimizer.zero_grad()
 
@@ -131,11 +133,27 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
                 "tokens_per_s": round(tokens / seconds, 1),
                 "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
                 if device.type == "cuda" else None,
+                "gradient_norm": _gradient_norm(accelerator, prepared, trainable, lambda: loss_of(name, batch)),
             }
+            if not figures[name]["gradient_norm"] > 0:
+                raise RuntimeError(f"no gradient reached the trainable parameters in the {name} design: "
+                                   "its steps would not be training steps")
     figures["speedup"] = round(figures["reference"]["seconds_per_step"] / figures["ours"]["seconds_per_step"], 2)
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return figures
+
+
+def _gradient_norm(accelerator, prepared: torch.nn.Module, trainable: list[torch.nn.Parameter],
+                   loss: Callable[[], torch.Tensor]) -> float:
+    """The gradient norm of one more (untimed) step: a check that the design really trains."""
+    accelerator.backward(loss())
+    if hasattr(prepared, "get_global_grad_norm"):  # DeepSpeed reduces the gradients and steps inside backward
+        return float(prepared.get_global_grad_norm() or 0.0)
+    norm = torch.linalg.vector_norm(torch.stack([p.grad.float().norm() for p in trainable if p.grad is not None]))
+    for p in trainable:
+        p.grad = None
+    return float(norm)
 
 
 def _unwrapped(prepared: torch.nn.Module) -> Reg2RG:
