@@ -49,3 +49,19 @@ def test_java_meteor_runs(tmp_path):
         pytest.skip("no Java")
     scores, warnings = coco_scores(REFS, PREDS)
     assert warnings == [] and 0 < scores["METEOR"] < 1
+
+
+@pytest.mark.slow
+def test_java_meteor_reads_non_ascii_reports_whatever_the_locale():
+    """In the C locale (SimpleITK's DICOM writer leaves it behind) text pipes must still carry "±" and "é"."""
+    import locale
+
+    if meteor_java.shutil.which("java") is None:
+        pytest.skip("no Java")
+    previous = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    try:
+        score = meteor_java.java_meteor(["nodule 5 ± 1 mm, café"], ["nodule 5 ± 1 mm, café"], timeout_s=120)
+    finally:
+        locale.setlocale(locale.LC_CTYPE, previous)
+    assert 0.9 < score <= 1.0  # identical reports

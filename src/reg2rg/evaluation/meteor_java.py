@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-JAVA_OPTIONS = ("-jar", "-Xmx2G")
+JAVA_OPTIONS = ("-Dfile.encoding=UTF-8", "-jar", "-Xmx2G")
 METEOR_OPTIONS = ("-", "-", "-stdio", "-l", "en", "-norm")
 
 
@@ -37,7 +37,7 @@ class _MeteorProcess:
 
     def __init__(self, jar: Path, deadline: float):
         self.deadline = deadline
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._stderr = tempfile.TemporaryFile(mode="w+", encoding="utf-8")
         try:
             self._process = subprocess.Popen(
                 ["java", *JAVA_OPTIONS, jar.name, *METEOR_OPTIONS],
@@ -46,6 +46,7 @@ class _MeteorProcess:
                 stdout=subprocess.PIPE,
                 stderr=self._stderr,
                 text=True,
+                encoding="utf-8",  # not the locale's, which a library may have left at ASCII
             )
         except OSError:
             self._stderr.close()
