@@ -55,7 +55,7 @@ UNCOMPARED = ("checkpoint", "device", "studies", "resumed_with")
 
 def _began_otherwise(output: Path, identity: Mapping[str, Any]) -> str | None:
     """Why the CSV at ``output`` cannot be continued by the generation ``identity`` (None: it can)."""
-    if output.stat().st_size == 0:
+    if not output.is_file() or output.stat().st_size == 0:
         return None
     try:
         before = json.loads(_sidecar(output).read_text(encoding="utf-8"))
@@ -82,7 +82,7 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
     settings = dict(settings or {})
     metadata = {"split": dataset.split, **(metadata or {})}
     identity = {"settings": settings, **{k: v for k, v in metadata.items() if k not in UNCOMPARED}}
-    reason = _began_otherwise(output, identity) if output.is_file() else None
+    reason = _began_otherwise(output, identity)
     if reason and not restart_if_changed:
         raise ValueError(f"{output} was begun by another generation ({reason}); remove it or choose another output")
     if reason:

@@ -16,7 +16,7 @@ import torch
 
 from reg2rg.models import LLMConfig, Reg2RG
 from reg2rg.models.splice import one_hot_splice
-from reg2rg.text import train_tokenizer
+from reg2rg.text import PromptTemplate, TokenLayout, train_tokenizer
 
 LLAMA2_7B = dict(
     model_type="llama",
@@ -66,8 +66,6 @@ GEOMETRIES = {"paper": PAPER, "tiny": TINY}
 
 def build_model(geometry: Geometry, dtype: str = "bfloat16") -> Reg2RG:
     """Reg2RG of ``geometry`` in training mode, on the current default device (``with torch.device(...)``)."""
-    from reg2rg.text.prompt import PromptTemplate, TokenLayout
-
     prompt = PromptTemplate().prompt(geometry.regions, TokenLayout(1, 1, 1))
     tokenizer = train_tokenizer([prompt], geometry.tokenizer_size)
     model = Reg2RG(llm=LLMConfig(architecture=dict(geometry.llm), dtype=dtype), tokenizer=tokenizer,

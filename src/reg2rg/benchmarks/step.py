@@ -111,7 +111,7 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
             if name == "ours":
                 return prepared(**batch).loss
             with accelerator.autocast():  # Accelerate autocasts inside the prepared model's forward only
-                return reference_loss(_unwrapped(prepared), batch)
+                return reference_loss(accelerator.unwrap_model(prepared), batch)
 
         for name, batch in batches.items():
             batch = send_to_device(batch, device)
@@ -154,8 +154,3 @@ def _gradient_norm(accelerator, prepared: torch.nn.Module, trainable: list[torch
     for p in trainable:
         p.grad = None
     return float(norm)
-
-
-def _unwrapped(prepared: torch.nn.Module) -> Reg2RG:
-    """The Reg2RG inside a DeepSpeed engine or DDP wrapper (the reference loss calls its parts)."""
-    return getattr(prepared, "module", prepared)
