@@ -1,4 +1,4 @@
-"""Launching: deepspeed's ``--local_rank`` argument, Hydra multirun sweeps, and SIGTERM on a real process."""
+"""Launching: deepspeed's ``--local_rank`` argument, Hydra multirun sweeps, and stop signals on real processes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from unittest import mock
 
+import psutil
 import pytest
 import yaml
 from test_training_helpers import REPO, logged, tiny_overrides
@@ -59,23 +60,35 @@ def test_multirun_sweeps_an_ablation_under_a_deepspeed_style_argv(tiny_data, tmp
         assert config["use_geometry"] is use_geometry
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-def test_sigterm_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_path, processes):
-    """One process, or ``cpu_processes=2`` (the launching process passes SIGTERM on to torchrun)."""
+@pytest.mark.parametrize(("processes", "signum", "whom"), [
+    (1, signal.SIGTERM, "launcher"),
+    (2, signal.SIGTERM, "launcher"),  # the launching process passes SIGTERM on to torchrun
+    (2, signal.SIGTERM, "every process"),  # as SLURM: torchrun then passes a second copy to the workers
+    (2, signal.SIGINT, "the launcher's group"),  # as Ctrl-C in a terminal (torchrun's workers have their own)
+])
+def test_a_stop_signal_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_path, processes, signum, whom):
     run = tmp_path / "run"
     command = [sys.executable, SCRIPT, *tiny_overrides(tiny_data, None), "trainer.epochs=1000",
-               f"cpu_processes={processes}", f"hydra.run.dir={run}"]
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               f"cpu_processes={processes}", f"hydra.run.dir={run}",
+               "prepare_data=true"]  # the data are ready: the main process checks them while the other waits
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
     try:
         deadline = time.monotonic() + 240
         while not ((run / "metrics.jsonl").is_file() and max(logged(run), default=0) >= 2):
             assert process.poll() is None and time.monotonic() < deadline, "training did not reach step 2"
             time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)
+        if whom == "launcher":
+            process.send_signal(signum)
+        elif whom == "every process":
+            for pid in [process.pid, *(child.pid for child in psutil.Process(process.pid).children(recursive=True))]:
+                os.kill(pid, signum)
+        else:
+            os.killpg(process.pid, signum)
         _, errors = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 128 + signal.SIGTERM, errors[-2000:]
+    assert process.returncode == 128 + signum, errors[-2000:]
     checkpoints = list_checkpoints(run / "checkpoints")
     state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
     assert state["step"] == max(logged(run)) >= 2 and state["step"] < 3000

@@ -11,7 +11,7 @@ import signal
 import pytest
 from test_training_helpers import compose_train, logged, tiny_overrides
 
-from reg2rg.training import train
+from reg2rg.training import preemption, train
 from reg2rg.training.batching import Batching, resolve_batching
 from reg2rg.training.checkpointing import STATE_FILE, find_checkpoint
 from reg2rg.training.deepspeed_config import fill_auto
@@ -107,13 +107,24 @@ def test_metrics_go_to_the_jsonl_file_and_wandb(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 3, "loss": 1.5}
 
 
-def test_the_first_signal_raises_the_flag_the_second_acts_as_usual():
+def test_the_first_signal_raises_the_flag_and_a_launchers_repeats_are_ignored():
     with preemption_flag() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop and stop.name == "SIGTERM"
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # a second SIGTERM would end the process
+        os.kill(os.getpid(), signal.SIGTERM)  # torchrun passing on what SLURM sent every process
+        os.kill(os.getpid(), signal.SIGINT)  # a terminal's Ctrl-C passed on by a launcher, at once
+        assert stop.name == "SIGTERM"  # still here, still checkpointing
     with preemption_flag() as stop:
         assert not stop and stop.name is None
+
+
+def test_ctrl_c_pressed_again_aborts_at_once(monkeypatch):
+    monkeypatch.setattr(preemption, "ABORT_AFTER_S", 0.0)
+    with pytest.raises(KeyboardInterrupt), preemption_flag() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.name == "SIGINT"
+        os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_study_that_fails_to_load_is_replaced_counted_and_logged(tiny_data, tmp_path, caplog):

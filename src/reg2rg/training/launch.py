@@ -79,7 +79,8 @@ def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_
     when one process is asked for, a launcher started this one, or a GPU is present.
 
     SIGTERM (cluster preemption) is passed on to torchrun, which passes it to the processes: they
-    checkpoint and stop, and the status is then 128 + SIGTERM as for a single process.
+    checkpoint and stop, and the status is then 128 + SIGTERM as for a single process. Ctrl-C reaches
+    torchrun and the processes from the terminal itself; this process waits for their checkpoint.
     """
     if processes <= 1 or "WORLD_SIZE" in os.environ:
         return None
@@ -94,11 +95,13 @@ def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_
 
     def forward(signum: int, _frame) -> None:
         received.append(signum)
-        child.send_signal(signum)
+        if signum == signal.SIGTERM:
+            child.send_signal(signum)
 
-    previous = signal.signal(signal.SIGTERM, forward)
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         status = child.wait()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 128 + received[0] if received and status else status

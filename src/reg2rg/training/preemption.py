@@ -1,7 +1,11 @@
 """SIGTERM / SIGINT (cluster preemption, Ctrl-C): finish the optimizer step, write a checkpoint, then stop.
 
-The first signal only raises a flag that the training loop reads after each optimizer step; the
-handler then steps aside, so a second signal acts as usual (Ctrl-C twice aborts at once).
+The first signal only raises a flag that the training loop reads after each optimizer step. Launchers
+deliver a signal more than once: SLURM signals every process of the job step and torchrun (or the
+``deepspeed`` launcher) then passes the same signal on to its workers, a terminal's Ctrl-C reaches the
+launcher and the workers alike. So repeats are ignored while the checkpoint is written (a launcher that
+loses patience sends SIGKILL), except a SIGINT at least ``ABORT_AFTER_S`` after the first one: Ctrl-C
+pressed again aborts at once.
 DataLoader workers ignore both signals (``shield_from_signals``): a scheduler signals the whole
 process group, and the step in flight still needs their batches.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -17,13 +22,15 @@ from types import FrameType
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+ABORT_AFTER_S = 1.0  # a SIGINT this long after the first is a user's second Ctrl-C, not a launcher's copy
 
 
 class PreemptionFlag:
-    """Set by the first SIGTERM or SIGINT; ``signum`` says which one."""
+    """Set by the first SIGTERM or SIGINT; ``signum`` says which one, ``received_at`` when (monotonic s)."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.received_at: float | None = None
 
     def __bool__(self) -> bool:
         return self.signum is not None
@@ -40,10 +47,16 @@ def preemption_flag() -> Iterator[PreemptionFlag]:
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
 
     def handle(signum: int, frame: FrameType | None) -> None:
-        flag.signum = signum
-        signal.signal(signum, previous[signum])
-        log.warning("%s received: checkpointing after the current step (send it again to stop at once)",
-                    signal.Signals(signum).name)
+        now = time.monotonic()
+        if flag.received_at is None:
+            flag.signum, flag.received_at = signum, now
+            log.warning("%s received: checkpointing after the current step (Ctrl-C again to stop at once)",
+                        signal.Signals(signum).name)
+        elif signum == signal.SIGINT and now - flag.received_at >= ABORT_AFTER_S:
+            signal.signal(signum, previous[signum])
+            signal.raise_signal(signum)  # the previous handler acts: KeyboardInterrupt by default
+        else:
+            log.info("%s received again: still checkpointing", signal.Signals(signum).name)
 
     for signum in SIGNALS:
         signal.signal(signum, handle)
