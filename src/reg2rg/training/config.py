@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import torch
 from accelerate import Accelerator
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +21,7 @@ from reg2rg.text import PromptTemplate, load_tokenizer, train_tokenizer
 log = logging.getLogger(__name__)
 
 TRAIN_SPLIT = "train"
+PREPARE_TIMEOUT = timedelta(hours=24)  # how long the other processes wait for the main one's data preparation
 
 
 def splits(cfg: DictConfig) -> list[str]:
@@ -26,12 +30,28 @@ def splits(cfg: DictConfig) -> list[str]:
 
 
 def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:
-    """Generate the synthetic data if asked and absent, and bring the cache up to date (main process only)."""
-    if cfg.prepare_data and accelerator.is_main_process:
+    """Generate the synthetic data if asked and absent, and bring the cache up to date (main process only).
+
+    The other processes wait on a gloo group of their own with a long timeout: a first build of a real
+    cache takes hours, far past the default group's (NCCL: 10 min) collective timeout.
+    """
+    if not cfg.prepare_data:
+        return
+    waiting_room = long_wait_group(accelerator)
+    if accelerator.is_main_process:
         for split, report in prepare_dataset(cfg.data, splits(cfg), workers=cfg.data_workers).items():
             log.info("%s: %d of %d studies usable in %s (skipped: %s)", split, report["usable"], report["studies"],
                      cfg.data.cache_dir, report["skipped"] or "none")
-    accelerator.wait_for_everyone()
+    if waiting_room is not None:
+        torch.distributed.barrier(group=waiting_room)
+        torch.distributed.destroy_process_group(waiting_room)
+
+
+def long_wait_group(accelerator: Accelerator) -> Any:
+    """A gloo group of all processes whose barrier waits up to ``PREPARE_TIMEOUT``; None for one process."""
+    if accelerator.num_processes == 1:
+        return None
+    return torch.distributed.new_group(backend="gloo", timeout=PREPARE_TIMEOUT)
 
 
 def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
