@@ -3,7 +3,9 @@ SIGINT / SIGTERM write a checkpoint before the run stops; retention keeps the la
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -49,6 +51,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve
         crash_after_checkpoint(patch, CRASH_AFTER)
         with pytest.raises(Crash):
             run(tiny_data, tmp_path / "resumed")
+    resume_with_other_studies(tiny_data, tmp_path)
     resumed = run(tiny_data, tmp_path / "resumed", "resume=latest")
 
     uninterrupted, continued = logged(full["run_dir"]), logged(resumed["run_dir"])
@@ -64,6 +67,17 @@ def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve
     assert [p.name for p in list_checkpoints(resumed["run_dir"] / "checkpoints")] == ["checkpoint-4", "checkpoint-6"]
     assert not list((resumed["run_dir"] / "checkpoints").glob(".*"))  # no staging folders left behind
     assert resumed["exit_code"] == 0 and resumed["stopped_by"] is None
+
+
+def resume_with_other_studies(tiny_data: Path, tmp_path: Path) -> None:
+    """A checkpoint whose training split held other studies (same count) is refused: the order would not continue."""
+    other = tmp_path / "other" / "checkpoint-4"
+    shutil.copytree(tmp_path / "resumed" / "checkpoints" / "checkpoint-4", other)
+    state = json.loads((other / STATE_FILE).read_text())
+    assert len(state["training_studies"]) == 64  # a SHA-256, recorded with every checkpoint
+    (other / STATE_FILE).write_text(json.dumps({**state, "training_studies": "0" * 64}))
+    with pytest.raises(ValueError, match="other studies than this run's"):
+        run(tiny_data, tmp_path / "other-run", f"resume={other}")
 
 
 def test_a_signal_writes_a_checkpoint_then_stops(tiny_data, tmp_path, monkeypatch):

@@ -55,6 +55,7 @@ class TrainingState:
     effective_batch_size: int
     seed: int
     world_size: int
+    training_studies: str = ""  # SHA-256 of the training split's study ids in order ("": not recorded)
     tokens: int = 0
     unreadable: list[str] = field(default_factory=list)  # study ids that failed to load, each time one did
 

@@ -10,6 +10,7 @@ Region orders come from the dataset's own (seed, epoch, index) draw: ``set_epoch
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +22,11 @@ from reg2rg.data.dataset import CachedRegionDataset
 
 from .batching import Batching
 from .preemption import shield_from_signals
+
+
+def studies_digest(data: CachedRegionDataset) -> str:
+    """SHA-256 of the split's study ids in index order: what the epoch permutations are permutations of."""
+    return hashlib.sha256("\n".join(entry["study_id"] for entry in data.entries).encode("utf-8")).hexdigest()
 
 
 def steps_per_epoch(size: int, batching: Batching) -> int:

@@ -26,7 +26,7 @@ from reg2rg.models import Reg2RG
 
 from .batching import Batching
 from .checkpointing import Checkpointer, TrainingState
-from .loader import epoch_loader, steps_per_epoch
+from .loader import epoch_loader, steps_per_epoch, studies_digest
 from .preemption import PreemptionFlag
 from .throughput import Throughput
 from .tracking import MetricsLog
@@ -102,13 +102,13 @@ class Trainer:
                                          self.deepspeed, config.keep_last)
         self.state = TrainingState(step=0, steps_per_epoch=self.steps_per_epoch,
                                    effective_batch_size=batching.effective, seed=seed,
-                                   world_size=batching.world_size)
+                                   world_size=batching.world_size, training_studies=studies_digest(train_set))
         self.grad_norm: float | None = None
         self.last_checkpoint: Path | None = None
         self.last_metrics: dict[str, float] = {}
 
     def resume(self, directory: Path) -> None:
-        """Continue from a checkpoint of the same data, batch geometry and seed."""
+        """Continue from a checkpoint of the same training studies, batch geometry and seed."""
         state = self.checkpointer.load(directory)
         expected = (self.steps_per_epoch, self.batching.effective, self.seed)
         found = (state.steps_per_epoch, state.effective_batch_size, state.seed)
@@ -117,7 +117,13 @@ class Trainer:
                 f"{directory}: (steps per epoch, effective batch, seed) = {found}, but this run has {expected}; "
                 "the data order would not continue. Resume with the same data, trainer.effective_batch_size and seed"
             )
+        if state.training_studies and state.training_studies != self.state.training_studies:
+            raise ValueError(
+                f"{directory}: its training split held other studies than this run's ({len(self.train_set)} studies "
+                f"in {self.train_set.cache_dir}); the data order would not continue. Resume with the same training split"
+            )
         state.world_size = self.batching.world_size
+        state.training_studies = self.state.training_studies
         self.state = state
 
     def fit(self, stop: PreemptionFlag) -> Path | None:
