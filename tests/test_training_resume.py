@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from test_training_helpers import compose_train, logged, tiny_overrides
 
@@ -67,6 +68,8 @@ def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve
     assert [p.name for p in list_checkpoints(resumed["run_dir"] / "checkpoints")] == ["checkpoint-4", "checkpoint-6"]
     assert not list((resumed["run_dir"] / "checkpoints").glob(".*"))  # no staging folders left behind
     assert resumed["exit_code"] == 0 and resumed["stopped_by"] is None
+    settings = [yaml.safe_load((resumed["run_dir"] / name).read_text()) for name in ("config.before-resume-1.yaml", "config.yaml")]
+    assert [config["resume"] for config in settings] == [None, "latest"]  # the first session's settings are kept
 
 
 def resume_with_other_studies(tiny_data: Path, tmp_path: Path) -> None:

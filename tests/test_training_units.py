@@ -83,6 +83,9 @@ def test_resume_finds_checkpoints_by_name_folder_or_run(tmp_path):
     assert find_checkpoint("latest", run / "checkpoints") == newest
     assert find_checkpoint(str(run), tmp_path) == find_checkpoint(str(run / "checkpoints"), tmp_path) == newest
     assert find_checkpoint(str(run / "checkpoints" / "checkpoint-2"), tmp_path).name == "checkpoint-2"
+    with pytest.raises(ValueError, match=r"later checkpoints \(checkpoint-9, checkpoint-10\)"):  # a rollback in place
+        find_checkpoint(str(run / "checkpoints" / "checkpoint-2"), run / "checkpoints")
+    assert find_checkpoint(str(newest), run / "checkpoints") == newest
     assert find_checkpoint("latest", tmp_path / "empty") is None and find_checkpoint(None, run) is None
     with pytest.raises(FileNotFoundError, match="neither a training checkpoint"):
         find_checkpoint(str(tmp_path / "nowhere"), run)

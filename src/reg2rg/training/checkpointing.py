@@ -107,6 +107,14 @@ def find_checkpoint(resume: str | None, folder: Path) -> Path | None:
         return found[-1] if found else None
     path = Path(resume)
     if (path / STATE_FILE).is_file():
+        later = [p.name for p in list_checkpoints(folder) if p.resolve().parent == path.resolve().parent
+                 and checkpoint_step(p) > (checkpoint_step(path) or 0)]
+        if later:
+            raise ValueError(
+                f"resume={resume}: this run's {folder} also holds later checkpoints ({', '.join(later)}); continuing "
+                "beside them would mix two histories (retention and resume=latest go by step). Move them away, or "
+                "resume into another run folder (hydra.run.dir=...)"
+            )
         return path
     for candidate in (path, path / CHECKPOINTS):
         found = list_checkpoints(candidate)

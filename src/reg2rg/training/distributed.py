@@ -52,12 +52,17 @@ def accelerator_session(batching: Batching, mixed_precision: str, max_grad_norm:
             os.environ.pop(DEEPSPEED_FLAG, None)
 
 
-def shared_path(accelerator: Accelerator, path: str | Path) -> Path:
-    """The main process's ``path`` on every process (each process's Hydra may have stamped its own run folder)."""
-    chosen = [str(path)]
+def from_main_process(accelerator: Accelerator, value: Any) -> Any:
+    """The main process's ``value`` (picklable) on every process."""
+    chosen = [value]
     if accelerator.num_processes > 1:
         broadcast_object_list(chosen, from_process=0)
-    return Path(chosen[0])
+    return chosen[0]
+
+
+def shared_path(accelerator: Accelerator, path: str | Path) -> Path:
+    """The main process's ``path`` on every process (each process's Hydra may have stamped its own run folder)."""
+    return Path(from_main_process(accelerator, str(path)))
 
 
 def write_deepspeed_config(accelerator: Accelerator, path: Path) -> None:

@@ -11,6 +11,7 @@ From a notebook::
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from reg2rg.evaluation.report import summary_markdown
+from reg2rg.files import atomic_write_bytes
 
 from .batching import resolve_batching
 from .checkpointing import CHECKPOINTS, find_checkpoint
 from .config import build_model, build_tokenizer, dataset, prepare_data
-from .distributed import accelerator_session, shared_path, world_size, write_deepspeed_config
+from .distributed import accelerator_session, from_main_process, shared_path, world_size, write_deepspeed_config
 from .generation import generate_and_evaluate
 from .preemption import preemption_flag
 from .tracking import MetricsLog
@@ -54,13 +56,14 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            OmegaConf.save(OmegaConf.create(resolved), run_dir / CONFIG_FILE)
+            save_config(resolved, run_dir)
             write_deepspeed_config(accelerator, run_dir / DEEPSPEED_FILE)
             log.info("run folder %s; %d process(es) x %d per device x %d accumulation = effective batch %d",
                      run_dir, batching.world_size, batching.per_device, batching.accumulation, batching.effective)
         prepare_data(cfg, accelerator)
         train_set = dataset(cfg, "train")
-        resume_dir = find_checkpoint(cfg.resume, run_dir / CHECKPOINTS)
+        # every process checks the request; the main process's pick counts (file listings may lag on shared storage)
+        resume_dir = from_main_process(accelerator, find_checkpoint(cfg.resume, run_dir / CHECKPOINTS))
         tokenizer = build_tokenizer(cfg, train_set, run_dir, resume_dir, accelerator)
         set_seed(cfg.seed)
         model = build_model(cfg, tokenizer)
@@ -90,6 +93,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if main and cfg.evaluation.enabled and not stop:
         result["metrics"] = evaluate(cfg, model, run_dir, checkpoint)
     return result
+
+
+def save_config(resolved: dict, run_dir: Path) -> Path:
+    """The settings the run goes on with, as ``config.yaml``; when a resumed run's differ (``resume`` itself, a
+    longer schedule), the earlier file is kept as ``config.before-resume-<n>.yaml``."""
+    path = run_dir / CONFIG_FILE
+    text = OmegaConf.to_yaml(OmegaConf.create(resolved))
+    if path.is_file() and path.read_text(encoding="utf-8") != text:
+        earlier = len(list(run_dir.glob("config.before-resume-*.yaml"))) + 1
+        os.replace(path, run_dir / f"config.before-resume-{earlier}.yaml")
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path
 
 
 def output_dir(cfg: DictConfig) -> str:
