@@ -101,13 +101,24 @@ def test_trainer_config_names_bad_values():
 def test_metrics_go_to_the_jsonl_file_and_wandb(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
     assert wandb_mode(None) == "offline" and wandb_mode("disabled") == "disabled"
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password " + "x" * 40 + "\n")
+    (tmp_path / ".netrc").chmod(0o600)  # as `wandb login` leaves it (netrc refuses a readable one)
+    assert wandb_mode(None) == "online"  # as after `wandb login`
+    (tmp_path / ".netrc").unlink()
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert wandb_mode(None) == "online"
-    metrics = MetricsLog(tmp_path, {"project": "reg2rg-test", "mode": "disabled"}, "unit", {"seed": 0})
-    metrics.log({"loss": 1.5}, step=3)
-    metrics.close()
-    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {"step": 3, "loss": 1.5}
+
+    run_ids = []
+    for session in range(2):  # a run, then the same run resumed: one wandb run
+        metrics = MetricsLog(tmp_path, {"project": "reg2rg-test", "mode": "offline"}, "unit", {"seed": 0})
+        metrics.log({"loss": 1.5}, step=3 + session)
+        run_ids.append(metrics.wandb_run.id)
+        metrics.close()
+    assert run_ids[0] == run_ids[1] == (tmp_path / "wandb_run_id").read_text()
+    assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        {"step": 3, "loss": 1.5}, {"step": 4, "loss": 1.5}]
 
 
 def test_the_first_signal_raises_the_flag_and_a_launchers_repeats_are_ignored():

@@ -1,27 +1,56 @@
 """Where training metrics go: the console, ``metrics.jsonl`` in the run folder, and Weights & Biases.
 
-wandb runs online when WANDB_API_KEY is set, offline otherwise (``wandb sync`` uploads later);
-WANDB_MODE or ``logger.wandb.mode`` override that, and ``logger=none`` leaves wandb out.
-Only the main process tracks.
+wandb runs online when it has an API key (WANDB_API_KEY, or ``wandb login``'s entry in ~/.netrc),
+offline otherwise (``wandb sync`` uploads later); WANDB_MODE or ``logger.wandb.mode`` override that,
+and ``logger=none`` leaves wandb out. A run folder keeps one wandb run id (``wandb_run_id``), so a
+resumed run continues the same wandb run. Only the main process tracks.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import netrc
 import os
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+from reg2rg.files import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 
 
+RUN_ID_FILE = "wandb_run_id"
+
+
 def wandb_mode(configured: str | None) -> str:
     """``logger.wandb.mode``, else WANDB_MODE, else online with an API key and offline without."""
-    return configured or os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") else "offline")
+    return configured or os.environ.get("WANDB_MODE") or ("online" if _has_api_key() else "offline")
+
+
+def _has_api_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    try:
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The run folder's wandb run id, made and written the first time."""
+    path = run_dir / RUN_ID_FILE
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    run_id = secrets.token_hex(4)
+    atomic_write_bytes(path, run_id.encode("utf-8"))
+    return run_id
 
 
 class MetricsLog:
@@ -35,7 +64,8 @@ class MetricsLog:
 
             settings = dict(wandb_settings)
             mode = wandb_mode(settings.pop("mode", None))
-            self.wandb_run = wandb.init(name=name, dir=str(run_dir), config=config, mode=mode, **settings)
+            self.wandb_run = wandb.init(name=name, dir=str(run_dir), config=config, mode=mode, id=wandb_run_id(run_dir),
+                                        resume="allow", **settings)
             log.info("wandb run %s (%s mode)", self.wandb_run.name, mode)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
