@@ -34,7 +34,7 @@ common = [
     "experiment=radgenome", "data=synthetic", *data_overrides(data), "prepare_data=false", "logger=none",
     *OFFLINE_PAPER,
     *[o for o in TINY_TRAINER if not o.startswith("trainer.mixed_precision")],  # keep the experiment's bf16
-    "trainer.max_steps=3", "trainer.save_every_n_steps=2",
+    "trainer.max_steps=4", "trainer.save_every_n_steps=2",
 ]
 first = train(compose_train([*common, f"output_dir={{out / 'first'}}"]))
 resumed = train(compose_train([*common, f"output_dir={{out / 'resumed'}}",
@@ -56,11 +56,12 @@ def test_zero2_trains_checkpoints_and_resumes_in_one_cpu_process(tiny_data, tmp_
     assert deepspeed["zero_optimization"]["stage"] == 2 and deepspeed["bf16"]["enabled"] is True
     assert (deepspeed["train_micro_batch_size_per_gpu"], deepspeed["gradient_accumulation_steps"]) == (2, 2)
     first, resumed = result["first"], result["resumed"]
-    assert sorted(first) == ["1", "2", "3"] and sorted(resumed) == ["3"]
-    assert resumed["3"]["loss"] == pytest.approx(first["3"]["loss"], rel=1e-6)
-    assert resumed["3"]["grad_norm"] == pytest.approx(first["3"]["grad_norm"], rel=1e-6)
+    assert sorted(first) == ["1", "2", "3", "4"] and sorted(resumed) == ["3", "4"]
+    for step in ("3", "4"):  # step 4 follows the update made with the restored optimizer state
+        for key in ("loss", "grad_norm", "lr"):
+            assert resumed[step][key] == pytest.approx(first[step][key], rel=1e-6), (step, key)
 
-    checkpoint = tmp_path / "first" / "checkpoints" / "checkpoint-3"
+    checkpoint = tmp_path / "first" / "checkpoints" / "checkpoint-4"
     assert str(checkpoint) == result["checkpoint"]
     assert list((checkpoint / "deepspeed").glob("*zero_pp_rank_0_*optim_states.pt"))  # this process's partition
     model = reg2rg.from_pretrained(checkpoint)
