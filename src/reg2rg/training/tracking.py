@@ -13,7 +13,7 @@ import logging
 import netrc
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -36,11 +36,12 @@ def wandb_mode(configured: str | None) -> str:
 def _has_api_key() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).netloc  # as wandb: host[:port]
     try:
-        return netrc.netrc().authenticators(host) is not None
+        entry = netrc.netrc(os.environ.get("NETRC")).authenticators(host)
     except (OSError, netrc.NetrcParseError):
         return False
+    return entry is not None and bool(entry[2])  # a password is the key
 
 
 def wandb_run_id(run_dir: Path) -> str:
@@ -64,8 +65,8 @@ class MetricsLog:
 
             settings = dict(wandb_settings)
             mode = wandb_mode(settings.pop("mode", None))
-            self.wandb_run = wandb.init(name=name, dir=str(run_dir), config=config, mode=mode, id=wandb_run_id(run_dir),
-                                        resume="allow", **settings)
+            settings = {"id": wandb_run_id(run_dir), "resume": "allow", **settings}
+            self.wandb_run = wandb.init(name=name, dir=str(run_dir), config=config, mode=mode, **settings)
             log.info("wandb run %s (%s mode)", self.wandb_run.name, mode)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
@@ -74,11 +75,20 @@ class MetricsLog:
             handle.write(json.dumps(record) + "\n")
         log.info("step %d: %s", step, "  ".join(f"{key} {_format(value)}" for key, value in metrics.items()))
         if self.wandb_run is not None:
-            self.wandb_run.log(dict(metrics), step=step)
+            self._to_wandb(lambda run: run.log(dict(metrics), step=step))
 
     def close(self) -> None:
         if self.wandb_run is not None:
-            self.wandb_run.finish()
+            self._to_wandb(lambda run: run.finish())
+            self.wandb_run = None
+
+    def _to_wandb(self, send: Callable[[Any], None]) -> None:
+        """Tracking never costs a checkpoint: a job-wide SIGTERM also ends wandb's service process, whose
+        run then raises on every call; wandb is dropped with a warning and metrics.jsonl goes on."""
+        try:
+            send(self.wandb_run)
+        except Exception as error:  # noqa: BLE001 - whatever wandb raises, training goes on
+            log.warning("wandb failed (%s: %s); metrics go on to %s only", type(error).__name__, error, self.path)
             self.wandb_run = None
 
 
