@@ -81,6 +81,7 @@ def resume_with_other_studies(tiny_data: Path, tmp_path: Path) -> None:
     (other / STATE_FILE).write_text(json.dumps({**state, "training_studies": "0" * 64}))
     with pytest.raises(ValueError, match="other studies than this run's"):
         run(tiny_data, tmp_path / "other-run", f"resume={other}")
+    assert not (tmp_path / "other-run" / "config.yaml").exists()  # a refused resume records no settings
 
 
 def test_a_signal_writes_a_checkpoint_then_stops(tiny_data, tmp_path, monkeypatch):

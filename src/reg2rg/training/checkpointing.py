@@ -107,8 +107,8 @@ def find_checkpoint(resume: str | None, folder: Path) -> Path | None:
         return found[-1] if found else None
     path = Path(resume)
     if (path / STATE_FILE).is_file():
-        later = [p.name for p in list_checkpoints(folder) if p.resolve().parent == path.resolve().parent
-                 and checkpoint_step(p) > (checkpoint_step(path) or 0)]
+        step = TrainingState.read(path / STATE_FILE).step
+        later = [p.name for p in list_checkpoints(folder) if checkpoint_step(p) > step and p.resolve() != path.resolve()]
         if later:
             raise ValueError(
                 f"resume={resume}: this run's {folder} also holds later checkpoints ({', '.join(later)}); continuing "

@@ -56,14 +56,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            save_config(resolved, run_dir)
             write_deepspeed_config(accelerator, run_dir / DEEPSPEED_FILE)
             log.info("run folder %s; %d process(es) x %d per device x %d accumulation = effective batch %d",
                      run_dir, batching.world_size, batching.per_device, batching.accumulation, batching.effective)
         prepare_data(cfg, accelerator)
         train_set = dataset(cfg, "train")
-        # every process checks the request; the main process's pick counts (file listings may lag on shared storage)
-        resume_dir = from_main_process(accelerator, find_checkpoint(cfg.resume, run_dir / CHECKPOINTS))
+        # the main process picks (file listings may lag on shared storage) and tells the others
+        resume_dir = from_main_process(accelerator, find_checkpoint(cfg.resume, run_dir / CHECKPOINTS) if main else None)
         tokenizer = build_tokenizer(cfg, train_set, run_dir, resume_dir, accelerator)
         set_seed(cfg.seed)
         model = build_model(cfg, tokenizer)
@@ -73,6 +72,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                               run_dir / CHECKPOINTS, metrics)
             if resume_dir is not None:
                 trainer.resume(resume_dir)
+            if main:  # after the resume checks: a refused resume leaves the folder's config as it was
+                save_config(resolved, run_dir)
             with preemption_flag() as stop:
                 checkpoint = trainer.fit(stop) or resume_dir  # a finished run resumed: its last checkpoint
         finally:
@@ -101,8 +102,9 @@ def save_config(resolved: dict, run_dir: Path) -> Path:
     path = run_dir / CONFIG_FILE
     text = OmegaConf.to_yaml(OmegaConf.create(resolved))
     if path.is_file() and path.read_text(encoding="utf-8") != text:
-        earlier = len(list(run_dir.glob("config.before-resume-*.yaml"))) + 1
-        os.replace(path, run_dir / f"config.before-resume-{earlier}.yaml")
+        suffixes = (p.stem.rsplit("-", 1)[1] for p in run_dir.glob("config.before-resume-*.yaml"))
+        kept = [int(suffix) for suffix in suffixes if suffix.isdigit()]
+        os.replace(path, run_dir / f"config.before-resume-{max(kept, default=0) + 1}.yaml")
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
 
