@@ -13,7 +13,7 @@ from test_training_helpers import compose_train, logged, tiny_overrides
 
 from reg2rg.training import preemption, train
 from reg2rg.training.batching import Batching, resolve_batching
-from reg2rg.training.checkpointing import STATE_FILE, find_checkpoint
+from reg2rg.training.checkpointing import STATE_FILE, TrainingState, find_checkpoint
 from reg2rg.training.deepspeed_config import fill_auto
 from reg2rg.training.loader import StepSampler
 from reg2rg.training.preemption import preemption_flag
@@ -77,7 +77,8 @@ def test_resume_finds_checkpoints_by_name_folder_or_run(tmp_path):
     run = tmp_path / "run"
     for step in (2, 10, 9):
         (run / "checkpoints" / f"checkpoint-{step}").mkdir(parents=True)
-        (run / "checkpoints" / f"checkpoint-{step}" / STATE_FILE).write_text("{}")
+        state = TrainingState(step=step, steps_per_epoch=3, effective_batch_size=4, seed=0, world_size=1)
+        state.write(run / "checkpoints" / f"checkpoint-{step}" / STATE_FILE)
     (run / "checkpoints" / "checkpoint-11").mkdir()  # incomplete: no state file
     newest = run / "checkpoints" / "checkpoint-10"
     assert find_checkpoint("latest", run / "checkpoints") == newest
@@ -85,7 +86,13 @@ def test_resume_finds_checkpoints_by_name_folder_or_run(tmp_path):
     assert find_checkpoint(str(run / "checkpoints" / "checkpoint-2"), tmp_path).name == "checkpoint-2"
     with pytest.raises(ValueError, match=r"later checkpoints \(checkpoint-9, checkpoint-10\)"):  # a rollback in place
         find_checkpoint(str(run / "checkpoints" / "checkpoint-2"), run / "checkpoints")
+    elsewhere = tmp_path / "elsewhere" / "checkpoint-2"
+    shutil.copytree(run / "checkpoints" / "checkpoint-2", elsewhere)
+    with pytest.raises(ValueError, match="later checkpoints"):  # another run's earlier checkpoint, into this folder
+        find_checkpoint(str(elsewhere), run / "checkpoints")
+    (tmp_path / "best").symlink_to(newest)
     assert find_checkpoint(str(newest), run / "checkpoints") == newest
+    assert find_checkpoint(str(tmp_path / "best"), run / "checkpoints") == tmp_path / "best"  # its step is read
     assert find_checkpoint("latest", tmp_path / "empty") is None and find_checkpoint(None, run) is None
     with pytest.raises(FileNotFoundError, match="neither a training checkpoint"):
         find_checkpoint(str(tmp_path / "nowhere"), run)
@@ -117,8 +124,20 @@ def test_metrics_go_to_the_jsonl_file_and_wandb(tmp_path, monkeypatch):
         run_ids.append(metrics.wandb_run.id)
         metrics.close()
     assert run_ids[0] == run_ids[1] == (tmp_path / "wandb_run_id").read_text()
+    (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    monkeypatch.delenv("WANDB_API_KEY")
+    assert wandb_mode(None) == "offline"  # an entry without a key does not make wandb online
+
+    class Ended:  # a wandb run whose service process a job-wide SIGTERM ended
+        def log(self, *args, **kwargs):
+            raise ConnectionResetError("wandb-core is gone")
+
+    metrics.wandb_run = Ended()
+    metrics.log({"loss": 1.0}, step=5)  # training goes on: metrics.jsonl only
+    assert metrics.wandb_run is None
     assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
-        {"step": 3, "loss": 1.5}, {"step": 4, "loss": 1.5}]
+        {"step": 3, "loss": 1.5}, {"step": 4, "loss": 1.5}, {"step": 5, "loss": 1.0}]
 
 
 def test_the_first_signal_raises_the_flag_and_a_launchers_repeats_are_ignored():
@@ -132,8 +151,14 @@ def test_the_first_signal_raises_the_flag_and_a_launchers_repeats_are_ignored():
         assert not stop and stop.name is None
 
 
-def test_ctrl_c_pressed_again_aborts_at_once(monkeypatch):
+def test_ctrl_c_pressed_again_aborts_at_once_in_a_run_of_one_process(monkeypatch):
     monkeypatch.setattr(preemption, "ABORT_AFTER_S", 0.0)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # under a launcher of several processes, the launcher ends them
+    with preemption_flag() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.name == "SIGINT"
+    monkeypatch.delenv("WORLD_SIZE")
     with pytest.raises(KeyboardInterrupt), preemption_flag() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         assert stop.name == "SIGINT"

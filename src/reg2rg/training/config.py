@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -17,6 +17,8 @@ from reg2rg.data.dataset import CachedRegionDataset
 from reg2rg.data.prepare import prepare_dataset, preprocessing_config
 from reg2rg.models import Reg2RG
 from reg2rg.text import PromptTemplate, load_tokenizer, train_tokenizer
+
+from .distributed import from_main_process
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +34,26 @@ def splits(cfg: DictConfig) -> list[str]:
 def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:
     """Generate the synthetic data if asked and absent, and bring the cache up to date (main process only).
 
-    The other processes wait on a gloo group of their own with a long timeout: a first build of a real
-    cache takes hours, far past the default group's (NCCL: 10 min) collective timeout.
+    The other processes wait for a key in the rendezvous store, up to ``PREPARE_TIMEOUT``: a first build
+    of a real cache takes hours, far past a collective's timeout (NCCL: 10 min).
     """
     if not cfg.prepare_data:
         return
-    waiting_room = long_wait_group(accelerator)
+    several = accelerator.num_processes > 1
+    ready = f"reg2rg/data-prepared/{from_main_process(accelerator, secrets.token_hex(8))}" if several else ""
     if accelerator.is_main_process:
         for split, report in prepare_dataset(cfg.data, splits(cfg), workers=cfg.data_workers).items():
             log.info("%s: %d of %d studies usable in %s (skipped: %s)", split, report["usable"], report["studies"],
                      cfg.data.cache_dir, report["skipped"] or "none")
-    if waiting_room is not None:
-        torch.distributed.barrier(group=waiting_room)
-        torch.distributed.destroy_process_group(waiting_room)
+        if several:
+            rendezvous_store().set(ready, "1")
+    elif several:
+        rendezvous_store().wait([ready], PREPARE_TIMEOUT)
 
 
-def long_wait_group(accelerator: Accelerator) -> Any:
-    """A gloo group of all processes whose barrier waits up to ``PREPARE_TIMEOUT``; None for one process."""
-    if accelerator.num_processes == 1:
-        return None
-    return torch.distributed.new_group(backend="gloo", timeout=PREPARE_TIMEOUT)
+def rendezvous_store() -> torch.distributed.Store:
+    """The key-value store the processes met through (torchrun's or the env:// TCPStore)."""
+    return torch.distributed.distributed_c10d._get_default_store()
 
 
 def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:

@@ -78,9 +78,9 @@ def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_
     """Run the job as ``processes`` DDP processes on the CPU and return its exit status; None (run it here)
     when one process is asked for, a launcher started this one, or a GPU is present.
 
-    SIGTERM (cluster preemption) is passed on to torchrun, which passes it to the processes: they
-    checkpoint and stop, and the status is then 128 + SIGTERM as for a single process. Ctrl-C reaches
-    torchrun and the processes from the terminal itself; this process waits for their checkpoint.
+    SIGTERM (cluster preemption) and SIGINT (Ctrl-C) are passed on to torchrun, which runs in a session of
+    its own so that a terminal's Ctrl-C reaches it once, through here; it passes them to the processes:
+    they checkpoint and stop, and the status is then 128 + the signal as for a single process.
     """
     if processes <= 1 or "WORLD_SIZE" in os.environ:
         return None
@@ -90,13 +90,13 @@ def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_
         return None
     threads = str(max(1, (os.cpu_count() or processes) // processes))
     environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
-    child = subprocess.Popen(cpu_processes_command(processes, script, overrides, run_dir), env=environment)
+    child = subprocess.Popen(cpu_processes_command(processes, script, overrides, run_dir), env=environment,
+                             start_new_session=True)
     received: list[int] = []
 
     def forward(signum: int, _frame) -> None:
         received.append(signum)
-        if signum == signal.SIGTERM:
-            child.send_signal(signum)
+        child.send_signal(signum)
 
     previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:

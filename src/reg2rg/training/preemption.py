@@ -4,8 +4,9 @@ The first signal only raises a flag that the training loop reads after each opti
 deliver a signal more than once: SLURM signals every process of the job step and torchrun (or the
 ``deepspeed`` launcher) then passes the same signal on to its workers, a terminal's Ctrl-C reaches the
 launcher and the workers alike. So repeats are ignored while the checkpoint is written (a launcher that
-loses patience sends SIGKILL), except a SIGINT at least ``ABORT_AFTER_S`` after the first one: Ctrl-C
-pressed again aborts at once.
+loses patience sends SIGKILL), except, in a run of one process, a SIGINT at least ``ABORT_AFTER_S`` after
+the first one: Ctrl-C pressed again aborts at once. Under a launcher of several processes (WORLD_SIZE > 1)
+the launcher ends its workers itself (torchrun after its shutdown timeout).
 DataLoader workers ignore both signals (``shield_from_signals``): a scheduler signals the whole
 process group, and the step in flight still needs their batches.
 """
@@ -13,6 +14,7 @@ process group, and the step in flight still needs their batches.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Iterator
@@ -45,6 +47,7 @@ def preemption_flag() -> Iterator[PreemptionFlag]:
     """Catch SIGTERM and SIGINT while the block runs (main thread only); previous handlers come back after."""
     flag = PreemptionFlag()
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    alone = os.environ.get("WORLD_SIZE", "1") == "1"  # no launcher to end this process on a second Ctrl-C
 
     def handle(signum: int, frame: FrameType | None) -> None:
         now = time.monotonic()
@@ -52,7 +55,7 @@ def preemption_flag() -> Iterator[PreemptionFlag]:
             flag.signum, flag.received_at = signum, now
             log.warning("%s received: checkpointing after the current step (Ctrl-C again to stop at once)",
                         signal.Signals(signum).name)
-        elif signum == signal.SIGINT and now - flag.received_at >= ABORT_AFTER_S:
+        elif signum == signal.SIGINT and alone and now - flag.received_at >= ABORT_AFTER_S:
             signal.signal(signum, previous[signum])
             signal.raise_signal(signum)  # the previous handler acts: KeyboardInterrupt by default
         else:
