@@ -86,6 +86,11 @@ def load_weights(model: Reg2RG, directory: str | Path) -> None:
     model.load_state_dict(state, strict=False)
 
 
+def checkpoint_record(directory: str | Path) -> dict[str, str]:
+    """Which checkpoint made a set of predictions: its path (for the reader) and its weights' digest."""
+    return {"checkpoint": str(Path(directory).resolve()), "weights": weights_digest(directory)}
+
+
 def weights_digest(directory: str | Path) -> str:
     """SHA-256 of a checkpoint's weights file: which weights made a set of predictions, whatever the path."""
     digest = hashlib.sha256()

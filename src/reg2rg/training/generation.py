@@ -19,7 +19,7 @@ from reg2rg.data.dataset import CachedRegionDataset
 from reg2rg.evaluation import Evaluation, evaluate_predictions_csv
 from reg2rg.inference import generate_predictions
 from reg2rg.models import Reg2RG
-from reg2rg.models.checkpoint import weights_digest
+from reg2rg.models.checkpoint import checkpoint_record
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def generate_and_evaluate(model: Reg2RG, dataset: CachedRegionDataset, output_di
                           checkpoint: Path | None = None) -> Evaluation:
     """Predictions CSV of ``checkpoint``'s model and evaluation files (metrics.json, summary.md, tables, plots)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    metadata = {"checkpoint": str(checkpoint), "weights": weights_digest(checkpoint)} if checkpoint else {}
+    metadata = checkpoint_record(checkpoint) if checkpoint else {}
     predictions = generate_predictions(model, dataset, output_dir / PREDICTIONS_FILE, batch_size, num_workers,
                                        dict(generation), metadata, restart_if_changed=True)
     log.info("predictions for %d %s studies in %s", len(dataset), dataset.split, predictions)
