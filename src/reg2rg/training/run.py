@@ -41,9 +41,10 @@ DEEPSPEED_FILE = "deepspeed.json"
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train (resuming when ``cfg.resume`` says so), checkpoint, and evaluate on ``cfg.evaluation.split``.
 
-    Returns ``run_dir``, ``checkpoint`` (the last one written; the one resumed from if no step was left), ``step``, ``train_metrics`` (the last
-    logged), ``stopped_by`` (the signal's name, or None), ``exit_code`` (0, or 128 + the signal
-    number) and ``metrics`` (the evaluation's metrics.json content on the main process, else None).
+    Returns ``run_dir``, ``checkpoint`` (the last one written; the one resumed from if no step was left),
+    ``step``, ``train_metrics`` (the last logged), ``stopped_by`` (the signal's name, or None),
+    ``exit_code`` (0, or 128 + the signal number) and ``metrics`` (the evaluation's metrics.json content
+    on the main process, else None).
     """
     trainer_config: TrainerConfig = instantiate(cfg.trainer)
     batching = resolve_batching(trainer_config.per_device_batch_size, trainer_config.gradient_accumulation_steps,

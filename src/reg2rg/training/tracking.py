@@ -23,8 +23,6 @@ from reg2rg.files import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
-
-
 RUN_ID_FILE = "wandb_run_id"
 
 
