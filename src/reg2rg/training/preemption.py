@@ -2,10 +2,11 @@
 
 The first signal only raises a flag that the training loop reads after each optimizer step. Launchers
 deliver a signal more than once: SLURM signals every process of the job step and torchrun (or the
-``deepspeed`` launcher) then passes the same signal on to its workers. So repeats are ignored while the checkpoint is written (a launcher that
-loses patience sends SIGKILL), except, in a run of one process, a SIGINT at least ``ABORT_AFTER_S`` after
-the first one: Ctrl-C pressed again aborts at once. Under a launcher of several processes (WORLD_SIZE > 1)
-the launcher ends its workers itself (torchrun after its shutdown timeout).
+``deepspeed`` launcher) then passes the same signal on to its workers. So repeats are ignored while the
+checkpoint is written (a launcher that loses patience sends SIGKILL), except, in a run of one process, a
+SIGINT at least ``ABORT_AFTER_S`` after the first one: Ctrl-C pressed again aborts at once. Under a
+launcher of several processes (WORLD_SIZE > 1) the launcher ends its workers itself (torchrun after its
+shutdown timeout).
 DataLoader workers ignore both signals (``shield_from_signals``): a scheduler signals the whole
 process group, and the step in flight still needs their batches.
 """
