@@ -143,12 +143,12 @@ def test_metrics_go_to_the_jsonl_file_and_wandb(tmp_path, monkeypatch):
 def test_the_first_signal_raises_the_flag_and_a_launchers_repeats_are_ignored():
     with preemption_flag() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
-        assert stop and stop.name == "SIGTERM"
+        assert stop and stop.signum == signal.SIGTERM
         os.kill(os.getpid(), signal.SIGTERM)  # torchrun passing on what SLURM sent every process
         os.kill(os.getpid(), signal.SIGINT)  # a terminal's Ctrl-C passed on by a launcher, at once
-        assert stop.name == "SIGTERM"  # still here, still checkpointing
+        assert stop.signum == signal.SIGTERM  # still here, still checkpointing
     with preemption_flag() as stop:
-        assert not stop and stop.name is None
+        assert not stop and stop.signum is None
 
 
 def test_ctrl_c_pressed_again_aborts_at_once_in_a_run_of_one_process(monkeypatch):
@@ -157,11 +157,11 @@ def test_ctrl_c_pressed_again_aborts_at_once_in_a_run_of_one_process(monkeypatch
     with preemption_flag() as stop:
         os.kill(os.getpid(), signal.SIGINT)
         os.kill(os.getpid(), signal.SIGINT)
-        assert stop.name == "SIGINT"
+        assert stop.signum == signal.SIGINT
     monkeypatch.delenv("WORLD_SIZE")
     with pytest.raises(KeyboardInterrupt), preemption_flag() as stop:
         os.kill(os.getpid(), signal.SIGINT)
-        assert stop.name == "SIGINT"
+        assert stop.signum == signal.SIGINT
         os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

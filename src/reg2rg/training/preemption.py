@@ -37,10 +37,6 @@ class PreemptionFlag:
     def __bool__(self) -> bool:
         return self.signum is not None
 
-    @property
-    def name(self) -> str | None:
-        return signal.Signals(self.signum).name if self.signum is not None else None
-
 
 @contextmanager
 def preemption_flag() -> Iterator[PreemptionFlag]:

@@ -75,24 +75,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 trainer.resume(resume_dir)
             if main:  # after the resume checks: a refused resume leaves the folder's config as it was
                 save_config(resolved, run_dir)
-            with preemption_flag() as stop:
+            with preemption_flag() as stop:  # every process acts on it at the same step
                 checkpoint = trainer.fit(stop) or resume_dir  # a finished run resumed: its last checkpoint
         finally:
             if metrics is not None:
                 metrics.close()
+    stopped_by = trainer.stopped_by
     if main:
         log.info("stopped at step %d of %d%s; checkpoint %s", trainer.state.step, trainer.total_steps,
-                 f" ({stop.name})" if stop else "", checkpoint)
+                 f" ({stopped_by.name})" if stopped_by else "", checkpoint)
     result = {
         "run_dir": run_dir,
         "checkpoint": checkpoint,
         "step": trainer.state.step,
         "train_metrics": trainer.last_metrics,
-        "stopped_by": stop.name,
-        "exit_code": 128 + stop.signum if stop else 0,
+        "stopped_by": stopped_by.name if stopped_by else None,
+        "exit_code": 128 + stopped_by if stopped_by else 0,
         "metrics": None,
     }
-    if main and cfg.evaluation.enabled and not stop:
+    if main and cfg.evaluation.enabled and not stopped_by:
         result["metrics"] = evaluate(cfg, model, run_dir, checkpoint)
     return result
 

@@ -9,6 +9,7 @@ continues the very same data order, learning rate and random streams.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,7 @@ class Trainer:
                                    world_size=batching.world_size, training_studies=studies_digest(train_set))
         self.grad_norm: float | None = None
         self.last_checkpoint: Path | None = None
+        self.stopped_by: signal.Signals | None = None  # the signal that all processes stopped on
         self.last_metrics: dict[str, float] = {}
 
     def resume(self, directory: Path) -> None:
@@ -171,19 +173,21 @@ class Trainer:
         step, config = self.state.step, self.config
         epoch_end = step % self.steps_per_epoch == 0
         last = step == self.total_steps
-        stop.signum = self._signal_anywhere(stop)
+        # Read once and agreed on: a signal arriving after this read is acted on at the next step.
+        self.stopped_by = self._signal_anywhere(stop)
         periodic = config.save_every_n_steps is not None and step % config.save_every_n_steps == 0
-        save = periodic or (epoch_end and config.save_at_epoch_end) or last or bool(stop)
+        save = periodic or (epoch_end and config.save_at_epoch_end) or last or self.stopped_by is not None
         if save or step % config.log_every_n_steps == 0 or epoch_end:
             self._log()
         if save:
             self.last_checkpoint = self.checkpointer.save(self.state)
-        return last or bool(stop)
+        return last or self.stopped_by is not None
 
-    def _signal_anywhere(self, stop: PreemptionFlag) -> int | None:
+    def _signal_anywhere(self, stop: PreemptionFlag) -> signal.Signals | None:
         """The signal any process received (None: none), so that all of them checkpoint and stop together."""
         received = self.accelerator.gather(torch.tensor([stop.signum or 0], device=self.accelerator.device))
-        return int(received.max()) or None
+        signum = int(received.max())
+        return signal.Signals(signum) if signum else None
 
     def _log(self) -> None:
         """Metrics of the steps since the last log, over all processes."""
