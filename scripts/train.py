@@ -15,7 +15,7 @@ sys.argv = strip_local_rank(sys.argv)  # `deepspeed scripts/train.py` appends --
 def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     status = run_as_cpu_processes(cfg.cpu_processes, __file__, list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir)
-    if status is not None:  # the job ran as DDP processes under torchrun
+    if status is not None:  # the job ran as DDP processes started from here
         if status:
             sys.exit(status)
         return

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from unittest import mock
@@ -17,7 +18,8 @@ import yaml
 from test_training_helpers import REPO, logged, tiny_overrides
 
 from reg2rg.training.checkpointing import STATE_FILE, list_checkpoints
-from reg2rg.training.launch import cpu_processes_command, run_as_cpu_processes, strip_local_rank
+from reg2rg.training.launch import (cpu_processes_command, cpu_processes_environments, run_as_cpu_processes,
+                                   strip_local_rank, supervise)
 
 SCRIPT = str(REPO / "scripts" / "train.py")
 
@@ -62,16 +64,16 @@ def test_multirun_sweeps_an_ablation_under_a_deepspeed_style_argv(tiny_data, tmp
 
 @pytest.mark.parametrize(("processes", "signum", "whom"), [
     (1, signal.SIGTERM, "launcher"),
-    (2, signal.SIGTERM, "launcher"),  # the launching process passes SIGTERM on to torchrun
-    (2, signal.SIGTERM, "every process"),  # as SLURM: torchrun then passes a second copy to the workers
-    (2, signal.SIGINT, "the launcher's group"),  # as Ctrl-C in a terminal (torchrun's workers have their own)
+    (2, signal.SIGTERM, "launcher"),  # the launching process passes SIGTERM on to its workers
+    (2, signal.SIGTERM, "every process"),  # as SLURM: the launcher then passes a second copy to the workers
+    (2, signal.SIGINT, "the launcher's group"),  # as Ctrl-C in a terminal (the workers have sessions of their own)
 ])
 def test_a_stop_signal_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_path, processes, signum, whom):
     run = tmp_path / "run"
     command = [sys.executable, SCRIPT, *tiny_overrides(tiny_data, None), "trainer.epochs=1000",
                f"cpu_processes={processes}", f"hydra.run.dir={run}",
                "prepare_data=true"]  # the data are ready: the main process checks them while the other waits
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
         deadline = time.monotonic() + 240
@@ -85,11 +87,12 @@ def test_a_stop_signal_writes_a_checkpoint_before_the_process_exits(tiny_data, t
                 os.kill(pid, signum)
         else:
             os.killpg(process.pid, signum)
-        _, errors = process.communicate(timeout=120)
+        output, _ = process.communicate(timeout=120)
     finally:
         process.kill()
-    assert process.returncode == 128 + signum, errors[-2000:]
+    assert process.returncode == 128 + signum, output[-3000:]
     checkpoints = list_checkpoints(run / "checkpoints")
+    assert checkpoints, output[-3000:]
     state = json.loads((checkpoints[-1] / STATE_FILE).read_text())
     assert state["step"] == max(logged(run)) >= 2 and state["step"] < 3000
 
@@ -98,9 +101,51 @@ def test_one_cpu_process_or_a_launcher_runs_the_job_in_place():
     assert run_as_cpu_processes(1, SCRIPT, [], "run") is None
     with mock.patch.dict(os.environ, {"WORLD_SIZE": "2"}):
         assert run_as_cpu_processes(2, SCRIPT, [], "run") is None
-    command = cpu_processes_command(2, SCRIPT, ["a=b", "c={d: 1}"], "/runs/x")
-    assert command[1:] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SCRIPT,
-                           "a=b", "c={d: 1}", "hydra.run.dir=/runs/x"]
+    assert cpu_processes_command(SCRIPT, ["a=b", "c={d: 1}"], "/runs/x")[1:] == [
+        SCRIPT, "a=b", "c={d: 1}", "hydra.run.dir=/runs/x"]
+    environments = cpu_processes_environments(2, 29511)
+    assert [(e["RANK"], e["LOCAL_RANK"], e["WORLD_SIZE"], e["MASTER_PORT"]) for e in environments] == [
+        ("0", "0", "2", "29511"), ("1", "1", "2", "29511")]
+
+
+def python_process(code: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def test_a_failing_process_stops_the_others_and_gives_the_job_its_status():
+    sleeper, failing = python_process("import time; time.sleep(60)"), python_process("raise SystemExit(3)")
+    started = time.monotonic()
+    assert supervise([sleeper, failing]) == 3
+    assert sleeper.returncode == -signal.SIGTERM and time.monotonic() - started < 30
+
+
+def stopping_processes(*checkpoint_s: float) -> list[subprocess.Popen]:
+    """Processes that exit 143 ``checkpoint_s`` after their first SIGTERM and ignore SIGINT."""
+    code = ("import signal, sys, time; signal.signal(signal.SIGINT, signal.SIG_IGN);"
+            " signal.signal(signal.SIGTERM, lambda *_: (time.sleep(float(sys.argv[1])), sys.exit(143)));"
+            " print(flush=True); time.sleep(60)")
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(seconds)], stdout=subprocess.PIPE,
+                                start_new_session=True) for seconds in checkpoint_s]
+    for worker in workers:
+        worker.stdout.readline()  # its handlers are set
+    return workers
+
+
+def test_the_first_signal_reaches_every_process_and_each_gets_the_time_it_needs(monkeypatch):
+    monkeypatch.setattr("reg2rg.training.launch.WORKER_SHUTDOWN_S", 0.1)  # for a failed process, not a stopping one
+    workers = stopping_processes(0.0, 1.0)
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    assert supervise(workers) == 128 + signal.SIGTERM
+    assert [worker.returncode for worker in workers] == [143, 143]
+
+
+def test_ctrl_c_pressed_again_kills_the_processes(monkeypatch):
+    monkeypatch.setattr("reg2rg.training.launch.ABORT_AFTER_S", 0.2)
+    workers = stopping_processes(0.0, 0.0)
+    for delay in (0.3, 0.35, 0.9):  # the first, a launcher's copy (ignored), a user's second Ctrl-C
+        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT)).start()
+    assert supervise(workers) == 128 + signal.SIGINT
+    assert [worker.returncode for worker in workers] == [-signal.SIGKILL, -signal.SIGKILL]
 
 
 def test_torchrun_on_two_cpu_processes_resumes_on_the_same_curve(tiny_data, tmp_path):

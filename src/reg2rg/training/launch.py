@@ -3,9 +3,9 @@
 ``python scripts/train.py`` (one process), ``torchrun`` (ranks in RANK / WORLD_SIZE / LOCAL_RANK) and
 ``deepspeed`` (the same, plus a ``--local_rank=N`` argument, which Hydra would reject as an override)
 all end up with the environment that ``torch.distributed`` reads. On a machine without GPUs,
-``cpu_processes: N`` makes ``python scripts/train.py`` start the same job under torchrun as N DDP
-processes of one thread share each (small models train faster that way than on N threads of one
-process). This module imports nothing heavy at import time: the training script calls it before
+``cpu_processes: N`` makes ``python scripts/train.py`` start the same job as N DDP processes with
+cores / N threads each, their ranks set as torchrun sets them (small models train faster that way than
+on N threads of one process). This module imports nothing heavy at import time: the training script calls it before
 Hydra parses ``sys.argv``.
 """
 
@@ -17,6 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+
+from .preemption import ABORT_AFTER_S, SIGNALS
 
 LOCAL_RANK_FLAG = re.compile(r"^--local[-_]rank(?:=(?P<value>.*))?$")
 
@@ -68,40 +71,96 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def cpu_processes_command(processes: int, script: str, overrides: list[str], run_dir: str) -> list[str]:
-    """The torchrun command that runs this job (``overrides``, in ``run_dir``) as ``processes`` CPU processes."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
-            script, *overrides, f"hydra.run.dir={run_dir}"]
+WORKER_SHUTDOWN_S = 30.0  # after one process fails, the others get SIGTERM and this long before SIGKILL
+STOPPED_ON_SIGNAL = {128 + signum for signum in SIGNALS}  # a worker's status after its checkpoint on a signal
+
+
+def cpu_processes_command(script: str, overrides: list[str], run_dir: str) -> list[str]:
+    """The command line of each CPU process that runs this job (``overrides``, in ``run_dir``)."""
+    return [sys.executable, script, *overrides, f"hydra.run.dir={run_dir}"]
+
+
+def cpu_processes_environments(processes: int, port: int) -> list[dict[str, str]]:
+    """The environment of each of ``processes`` CPU processes: ranks as torchrun sets them, cores / N threads."""
+    threads = str(max(1, (os.cpu_count() or processes) // processes))
+    shared = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
+              "WORLD_SIZE": str(processes), "LOCAL_WORLD_SIZE": str(processes),
+              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    return [{**shared, "RANK": str(rank), "LOCAL_RANK": str(rank)} for rank in range(processes)]
 
 
 def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_dir: str) -> int | None:
     """Run the job as ``processes`` DDP processes on the CPU and return its exit status; None (run it here)
-    when one process is asked for, a launcher started this one, or a GPU is present.
-
-    SIGTERM (cluster preemption) and SIGINT (Ctrl-C) are passed on to torchrun, which runs in a session of
-    its own so that a terminal's Ctrl-C reaches it once, through here; it passes them to the processes:
-    they checkpoint and stop, and the status is then 128 + the signal as for a single process.
-    """
+    when one process is asked for, a launcher started this one, or a GPU is present."""
     if processes <= 1 or "WORLD_SIZE" in os.environ:
         return None
     import torch
 
     if torch.cuda.is_available():
         return None
-    threads = str(max(1, (os.cpu_count() or processes) // processes))
-    environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads)}
-    child = subprocess.Popen(cpu_processes_command(processes, script, overrides, run_dir), env=environment,
-                             start_new_session=True)
-    received: list[int] = []
+    command = cpu_processes_command(script, overrides, run_dir)
+    workers = [subprocess.Popen(command, env=environment, start_new_session=True)
+               for environment in cpu_processes_environments(processes, free_port())]
+    return supervise(workers)
 
-    def forward(signum: int, _frame) -> None:
-        received.append(signum)
-        child.send_signal(signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGTERM, signal.SIGINT)}
+def supervise(workers: list[subprocess.Popen]) -> int:
+    """Wait for ``workers`` (each in a session of its own) and return the job's exit status.
+
+    The first SIGTERM or SIGINT is passed on to every worker: they checkpoint and stop, and the status
+    is 128 + the signal, as for a single process. Repeats are not passed on (the workers ignore them),
+    except that Ctrl-C pressed again ``ABORT_AFTER_S`` or more later kills the workers at once. A worker
+    that stopped on a signal leaves the others all the time they need for the checkpoint. When a worker
+    fails the others are stopped (SIGTERM, then SIGKILL after ``WORKER_SHUTDOWN_S``) and its
+    status is the job's. torchrun is not used here: a second signal reaching it while it waits for its
+    workers makes it exit at once, and its caller then sees the job end before the checkpoint is written.
+    """
+    received: list[tuple[int, float]] = []  # (signal, monotonic time) of the first signal
+
+    def on_signal(signum: int, _frame) -> None:
+        now = time.monotonic()
+        if not received:
+            received.append((signum, now))
+            for worker in workers:
+                worker.send_signal(signum)
+        elif signum == signal.SIGINT and now - received[0][1] >= ABORT_AFTER_S:
+            raise KeyboardInterrupt
+
+    previous = {signum: signal.signal(signum, on_signal) for signum in SIGNALS}
     try:
-        status = child.wait()
+        status = wait_for_workers(workers)
+    except KeyboardInterrupt:
+        stop_workers(workers, grace_s=0.0)
+        return 128 + signal.SIGINT
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return 128 + received[0] if received and status else status
+    return status
+
+
+def wait_for_workers(workers: list[subprocess.Popen], poll_s: float = 0.1) -> int:
+    """The job's status once every worker has ended: 0, or 128 + the signal they stopped on after their
+    checkpoint; when a worker fails, the others are stopped and its status is returned."""
+    while True:
+        statuses = [worker.poll() for worker in workers]
+        failed = next((status for status in statuses if status and status not in STOPPED_ON_SIGNAL), None)
+        if failed is not None:
+            stop_workers(workers, WORKER_SHUTDOWN_S)
+            return failed if failed > 0 else 128 - failed  # -N: ended by signal N
+        if None not in statuses:
+            return max(statuses)
+        time.sleep(poll_s)
+
+
+def stop_workers(workers: list[subprocess.Popen], grace_s: float) -> None:
+    """SIGTERM to the workers still running, SIGKILL to those left after ``grace_s`` seconds."""
+    if grace_s > 0:
+        for worker in workers:
+            worker.terminate()
+    deadline = time.monotonic() + grace_s
+    for worker in workers:
+        try:
+            worker.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
