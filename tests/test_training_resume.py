@@ -105,23 +105,27 @@ def test_a_signal_writes_a_checkpoint_then_stops(tiny_data, tmp_path, monkeypatc
     assert not model.training
 
 
-def test_a_signal_arriving_during_the_agreement_stops_the_run_at_the_next_step(tiny_data, tmp_path, monkeypatch):
-    """The processes agree on the flag once per step; a signal landing just after that read is not lost."""
+@pytest.mark.parametrize(("at_step", "checkpoints"), [(2, ["checkpoint-3"]), (6, ["checkpoint-6"])])
+def test_a_signal_arriving_during_the_agreement_is_not_lost(tiny_data, tmp_path, monkeypatch, at_step, checkpoints):
+    """The processes agree on the flag once per step; a signal landing just after that read stops the run
+    at the next step, or, after the last step, still ends it with 128 + the signal and no evaluation."""
     from reg2rg.training import trainer
 
     signal_anywhere = trainer.Trainer._signal_anywhere
 
     def signal_after_reading_the_flag(self, stop):
         agreed = signal_anywhere(self, stop)
-        if self.state.step == 2:
+        if self.state.step == at_step:
             os.kill(os.getpid(), signal.SIGTERM)
         return agreed
 
     monkeypatch.setattr(trainer.Trainer, "_signal_anywhere", signal_after_reading_the_flag)
-    result = run(tiny_data, tmp_path / "run", "trainer.save_every_n_steps=null")
+    result = run(tiny_data, tmp_path / "run", "trainer.save_every_n_steps=null", "evaluation.enabled=true",
+                 "evaluation.generation.max_new_tokens=8")
 
     assert result["stopped_by"] == "SIGTERM" and result["exit_code"] == 128 + signal.SIGTERM
-    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == ["checkpoint-3"]
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == checkpoints
+    assert result["metrics"] is None
 
 
 def test_a_finished_run_resumed_keeps_its_predictions_and_a_further_one_redoes_them(tiny_data, tmp_path, monkeypatch):

@@ -18,6 +18,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .preemption import ABORT_AFTER_S, SIGNALS
 
@@ -73,6 +75,10 @@ def free_port() -> int:
 
 WORKER_SHUTDOWN_S = 30.0  # after one process fails, the others get SIGTERM and this long before SIGKILL
 STOPPED_ON_SIGNAL = {128 + signum for signum in SIGNALS}  # a worker's status after its checkpoint on a signal
+PASSED_ON = {signal.SIGTERM: signal.SIGTERM, signal.SIGINT: signal.SIGINT,
+             signal.SIGHUP: signal.SIGTERM}  # SIGHUP: the terminal closed; the workers checkpoint and stop
+LAUNCHER_PID = "REG2RG_LAUNCHER_PID"  # set for the processes that ``cpu_processes`` starts
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
 
 def cpu_processes_command(script: str, overrides: list[str], run_dir: str) -> list[str]:
@@ -85,13 +91,15 @@ def cpu_processes_environments(processes: int, port: int) -> list[dict[str, str]
     threads = str(max(1, (os.cpu_count() or processes) // processes))
     shared = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
               "WORLD_SIZE": str(processes), "LOCAL_WORLD_SIZE": str(processes),
-              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), LAUNCHER_PID: str(os.getpid())}
     return [{**shared, "RANK": str(rank), "LOCAL_RANK": str(rank)} for rank in range(processes)]
 
 
 def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_dir: str) -> int | None:
     """Run the job as ``processes`` DDP processes on the CPU and return its exit status; None (run it here)
     when one process is asked for, a launcher started this one, or a GPU is present."""
+    if LAUNCHER_PID in os.environ:
+        stop_with_launcher(int(os.environ[LAUNCHER_PID]))
     if processes <= 1 or "WORLD_SIZE" in os.environ:
         return None
     import torch
@@ -99,49 +107,60 @@ def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_
     if torch.cuda.is_available():
         return None
     command = cpu_processes_command(script, overrides, run_dir)
-    workers = [subprocess.Popen(command, env=environment, start_new_session=True)
-               for environment in cpu_processes_environments(processes, free_port())]
-    return supervise(workers)
+    with recorded_signals() as received:  # from before the first worker starts
+        workers = [subprocess.Popen(command, env=environment, start_new_session=True)
+                   for environment in cpu_processes_environments(processes, free_port())]
+        return supervise(workers, received)
 
 
-def supervise(workers: list[subprocess.Popen]) -> int:
-    """Wait for ``workers`` (each in a session of its own) and return the job's exit status.
+def stop_with_launcher(launcher: int) -> None:
+    """In a process that ``cpu_processes`` started: SIGTERM (checkpoint and stop) when the launcher dies,
+    killed outright included, rather than train on alone (Linux; elsewhere nothing changes)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
 
-    The first SIGTERM or SIGINT is passed on to every worker: they checkpoint and stop, and the status
-    is 128 + the signal, as for a single process. Repeats are not passed on (the workers ignore them),
-    except that Ctrl-C pressed again ``ABORT_AFTER_S`` or more later kills the workers at once. A worker
-    that stopped on a signal leaves the others all the time they need for the checkpoint. When a worker
-    fails the others are stopped (SIGTERM, then SIGKILL after ``WORKER_SHUTDOWN_S``) and its
-    status is the job's. torchrun is not used here: a second signal reaching it while it waits for its
-    workers makes it exit at once, and its caller then sees the job end before the checkpoint is written.
-    """
-    received: list[tuple[int, float]] = []  # (signal, monotonic time) of the first signal
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != launcher:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGTERM)
 
-    def on_signal(signum: int, _frame) -> None:
-        now = time.monotonic()
-        if not received:
-            received.append((signum, now))
-            for worker in workers:
-                worker.send_signal(signum)
-        elif signum == signal.SIGINT and now - received[0][1] >= ABORT_AFTER_S:
-            raise KeyboardInterrupt
 
-    previous = {signum: signal.signal(signum, on_signal) for signum in SIGNALS}
+@contextmanager
+def recorded_signals() -> Iterator[list[tuple[int, float]]]:
+    """While the block runs, SIGTERM, SIGINT and SIGHUP are only recorded: (signal, monotonic time)."""
+    received: list[tuple[int, float]] = []
+
+    def record(signum: int, _frame) -> None:
+        received.append((signum, time.monotonic()))
+
+    previous = {signum: signal.signal(signum, record) for signum in PASSED_ON}
     try:
-        status = wait_for_workers(workers)
-    except KeyboardInterrupt:
-        stop_workers(workers, grace_s=0.0)
-        return 128 + signal.SIGINT
+        yield received
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    return status
 
 
-def wait_for_workers(workers: list[subprocess.Popen], poll_s: float = 0.1) -> int:
-    """The job's status once every worker has ended: 0, or 128 + the signal they stopped on after their
-    checkpoint; when a worker fails, the others are stopped and its status is returned."""
+def supervise(workers: list[subprocess.Popen], received: list[tuple[int, float]], poll_s: float = 0.1) -> int:
+    """Wait for ``workers`` (each in a session of its own) and return the job's exit status.
+
+    The first signal in ``received`` is passed on to every worker (SIGHUP as SIGTERM): they checkpoint
+    and stop, each with status 128 + the signal, which becomes the job's. Repeats are not passed on (the
+    workers would ignore them), but Ctrl-C pressed again ``ABORT_AFTER_S`` or more later kills the workers
+    at once. A worker that stopped on a signal leaves the others all the time they need for the
+    checkpoint. When a worker fails the others are stopped (SIGTERM, then SIGKILL after
+    ``WORKER_SHUTDOWN_S``) and its status is the job's. torchrun is not used here: a second signal
+    reaching it while it waits for its workers makes it exit at once, before their checkpoint is written.
+    """
+    passed_on = False
     while True:
+        if received and not passed_on:
+            for worker in workers:
+                worker.send_signal(PASSED_ON[received[0][0]])
+            passed_on = True
+        if pressed_again(received):
+            stop_workers(workers, grace_s=0.0)
+            return 128 + signal.SIGINT
         statuses = [worker.poll() for worker in workers]
         failed = next((status for status in statuses if status and status not in STOPPED_ON_SIGNAL), None)
         if failed is not None:
@@ -150,6 +169,11 @@ def wait_for_workers(workers: list[subprocess.Popen], poll_s: float = 0.1) -> in
         if None not in statuses:
             return max(statuses)
         time.sleep(poll_s)
+
+
+def pressed_again(received: list[tuple[int, float]]) -> bool:
+    """Whether a SIGINT came ``ABORT_AFTER_S`` or more after the first signal: a user's second Ctrl-C."""
+    return any(signum == signal.SIGINT and at - received[0][1] >= ABORT_AFTER_S for signum, at in received[1:])
 
 
 def stop_workers(workers: list[subprocess.Popen], grace_s: float) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -75,12 +76,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 trainer.resume(resume_dir)
             if main:  # after the resume checks: a refused resume leaves the folder's config as it was
                 save_config(resolved, run_dir)
-            with preemption_flag() as stop:  # every process acts on it at the same step
+            with preemption_flag() as stop:
                 checkpoint = trainer.fit(stop) or resume_dir  # a finished run resumed: its last checkpoint
         finally:
             if metrics is not None:
                 metrics.close()
-    stopped_by = trainer.stopped_by
+    # the signal that every process stopped on; or one that came after the last step's agreement
+    stopped_by = trainer.stopped_by or (signal.Signals(stop.signum) if stop else None)
     if main:
         log.info("stopped at step %d of %d%s; checkpoint %s", trainer.state.step, trainer.total_steps,
                  f" ({stopped_by.name})" if stopped_by else "", checkpoint)

@@ -173,7 +173,8 @@ class Trainer:
         step, config = self.state.step, self.config
         epoch_end = step % self.steps_per_epoch == 0
         last = step == self.total_steps
-        # Read once and agreed on: a signal arriving after this read is acted on at the next step.
+        # Read once and agreed on: a signal arriving after this read is acted on at the next step (or by
+        # the caller, after the last one).
         self.stopped_by = self._signal_anywhere(stop)
         periodic = config.save_every_n_steps is not None and step % config.save_every_n_steps == 0
         save = periodic or (epoch_end and config.save_at_epoch_end) or last or self.stopped_by is not None
