@@ -137,6 +137,7 @@ def test_one_cpu_process_or_a_launcher_runs_the_job_in_place():
     assert cpu_processes_command(SCRIPT, ["a=b", "c={d: 1}"], "/runs/x")[1:] == [
         SCRIPT, "a=b", "c={d: 1}", "hydra.run.dir=/runs/x"]
     environments = cpu_processes_environments(2, 29511)
+    assert all(e["TORCHELASTIC_USE_AGENT_STORE"] == "True" for e in environments)  # the launcher hosts the store
     assert [(e["RANK"], e["LOCAL_RANK"], e["WORLD_SIZE"], e["MASTER_PORT"]) for e in environments] == [
         ("0", "0", "2", "29511"), ("1", "1", "2", "29511")]
 

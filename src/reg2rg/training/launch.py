@@ -86,12 +86,14 @@ def cpu_processes_command(script: str, overrides: list[str], run_dir: str) -> li
     return [sys.executable, script, *overrides, f"hydra.run.dir={run_dir}"]
 
 
-def cpu_processes_environments(processes: int, port: int) -> list[dict[str, str]]:
-    """The environment of each of ``processes`` CPU processes: ranks as torchrun sets them, cores / N threads."""
+def cpu_processes_environments(processes: int, store_port: int) -> list[dict[str, str]]:
+    """The environment of each of ``processes`` CPU processes: ranks as torchrun sets them, cores / N threads,
+    and the rendezvous store that this process hosts on ``store_port`` (as torchrun's agent does)."""
     threads = str(max(1, (os.cpu_count() or processes) // processes))
     shared = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
               "WORLD_SIZE": str(processes), "LOCAL_WORLD_SIZE": str(processes),
-              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), LAUNCHER_PID: str(os.getpid())}
+              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store_port), "TORCHELASTIC_USE_AGENT_STORE": "True",
+              LAUNCHER_PID: str(os.getpid())}
     return [{**shared, "RANK": str(rank), "LOCAL_RANK": str(rank)} for rank in range(processes)]
 
 
@@ -107,9 +109,11 @@ def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_
     if torch.cuda.is_available():
         return None
     command = cpu_processes_command(script, overrides, run_dir)
+    # Hosted here on a port the system picks: no free port to find that another program could take first.
+    store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     with recorded_signals() as received:  # from before the first worker starts
         workers = [subprocess.Popen(command, env=environment, start_new_session=True)
-                   for environment in cpu_processes_environments(processes, free_port())]
+                   for environment in cpu_processes_environments(processes, store.port)]
         return supervise(workers, received)
 
 
