@@ -195,7 +195,7 @@ def test_the_first_signal_reaches_every_process_once_and_each_gets_the_time_it_n
 
 
 def test_ctrl_c_pressed_again_a_while_later_kills_the_processes(monkeypatch):
-    monkeypatch.setattr("reg2rg.training.launch.ABORT_AFTER_S", 0.5)
+    monkeypatch.setattr("reg2rg.training.preemption.ABORT_AFTER_S", 0.5)
     workers = stopping_processes(0.0, 0.0)
     # the first Ctrl-C, a launcher's copy (not passed on, not an abort), a user's second Ctrl-C
     status, elapsed = supervise_under_signals(workers, (0.3, signal.SIGINT), (0.35, signal.SIGINT),

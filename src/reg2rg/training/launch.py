@@ -5,8 +5,8 @@
 all end up with the environment that ``torch.distributed`` reads. On a machine without GPUs,
 ``cpu_processes: N`` makes ``python scripts/train.py`` start the same job as N DDP processes with
 cores / N threads each, their ranks set as torchrun sets them (small models train faster that way than
-on N threads of one process). This module imports nothing heavy at import time: the training script calls it before
-Hydra parses ``sys.argv``.
+on N threads of one process). This module imports nothing heavy at import time: the training script
+calls it before Hydra parses ``sys.argv``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .preemption import ABORT_AFTER_S, SIGNALS
+from .preemption import SIGNALS, pressed_again
 
 LOCAL_RANK_FLAG = re.compile(r"^--local[-_]rank(?:=(?P<value>.*))?$")
 
@@ -150,11 +150,11 @@ def supervise(workers: list[subprocess.Popen], received: list[tuple[int, float]]
 
     The first signal in ``received`` is passed on to every worker (SIGHUP as SIGTERM): they checkpoint
     and stop, each with status 128 + the signal, which becomes the job's. Repeats are not passed on (the
-    workers would ignore them), but Ctrl-C pressed again ``ABORT_AFTER_S`` or more later kills the workers
-    at once. A worker that stopped on a signal leaves the others all the time they need for the
-    checkpoint. When a worker fails the others are stopped (SIGTERM, then SIGKILL after
-    ``WORKER_SHUTDOWN_S``) and its status is the job's. torchrun is not used here: a second signal
-    reaching it while it waits for its workers makes it exit at once, before their checkpoint is written.
+    workers would ignore them), but Ctrl-C pressed again (``pressed_again``) kills the workers at once.
+    A worker that stopped on a signal leaves the others all the time they need for the checkpoint. When
+    a worker fails the others are stopped (SIGTERM, then SIGKILL after ``WORKER_SHUTDOWN_S``) and its
+    status is the job's. torchrun is not used here: a second signal reaching it while it waits for its
+    workers makes it exit at once, before their checkpoint is written.
     """
     passed_on = False
     while True:
@@ -162,7 +162,7 @@ def supervise(workers: list[subprocess.Popen], received: list[tuple[int, float]]
             for worker in workers:
                 worker.send_signal(PASSED_ON[received[0][0]])
             passed_on = True
-        if pressed_again(received):
+        if any(pressed_again(signum, received[0][1], at) for signum, at in received[1:]):
             stop_workers(workers, grace_s=0.0)
             return 128 + signal.SIGINT
         statuses = [worker.poll() for worker in workers]
@@ -173,11 +173,6 @@ def supervise(workers: list[subprocess.Popen], received: list[tuple[int, float]]
         if None not in statuses:
             return max(statuses)
         time.sleep(poll_s)
-
-
-def pressed_again(received: list[tuple[int, float]]) -> bool:
-    """Whether a SIGINT came ``ABORT_AFTER_S`` or more after the first signal: a user's second Ctrl-C."""
-    return any(signum == signal.SIGINT and at - received[0][1] >= ABORT_AFTER_S for signum, at in received[1:])
 
 
 def stop_workers(workers: list[subprocess.Popen], grace_s: float) -> None:

@@ -51,7 +51,7 @@ def preemption_flag() -> Iterator[PreemptionFlag]:
             flag.signum, flag.received_at = signum, now
             log.warning("%s received: checkpointing after the current step (Ctrl-C again to stop at once)",
                         signal.Signals(signum).name)
-        elif signum == signal.SIGINT and alone and now - flag.received_at >= ABORT_AFTER_S:
+        elif alone and pressed_again(signum, flag.received_at, now):
             signal.signal(signum, previous[signum])
             signal.raise_signal(signum)  # the previous handler acts: KeyboardInterrupt by default
         else:
@@ -64,6 +64,12 @@ def preemption_flag() -> Iterator[PreemptionFlag]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def pressed_again(signum: int, first_at: float, at: float) -> bool:
+    """Whether ``signum`` at ``at`` (monotonic s) is a user's second Ctrl-C after a first signal at ``first_at``:
+    a SIGINT ``ABORT_AFTER_S`` or more later, not a launcher's copy."""
+    return signum == signal.SIGINT and at - first_at >= ABORT_AFTER_S
 
 
 def shield_from_signals(worker_id: int) -> None:
