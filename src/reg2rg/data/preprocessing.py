@@ -1,6 +1,6 @@
 """Reg2RG's image preprocessing, numerically equal to the official MONAI pipeline but fast.
 
-Official order (ARCHITECTURE.md section 3), all on Hounsfield units:
+Official order (docs/reference.md, "Preprocessing"), all on Hounsfield units:
   texture  : region = image where mask else -1024 -> crop to its foreground (HU > -1000)
              -> resize to the target size (MONAI ``Resize``, mode "area") -> window
   global   : image -> crop to the image foreground -> resize -> window

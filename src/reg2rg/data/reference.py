@@ -1,6 +1,6 @@
 """The official per-sample preprocessing, kept as the yardstick for tests and benchmarks.
 
-It follows the authors' data path step by step (ARCHITECTURE.md section 3): every NIfTI file
+It follows the authors' data path step by step (docs/reference.md, "Preprocessing"): every NIfTI file
 decoded to float64 with nibabel, each region masked (-1024 outside) and passed through MONAI
 ``CropForeground(select_fn=HU > -1000)`` + ``Resize`` (mode "area"), the image and the stacked
 masks cropped and resized together, then the HU window. Nothing here is used for training.

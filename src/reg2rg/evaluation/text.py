@@ -1,6 +1,6 @@
 """Region prefixes in generated reports: strip them (whole-report protocol) or split reports by them.
 
-Reports follow the RRA format "The region <i> is <area>: <region report> ..." (ARCHITECTURE.md 3).
+Reports follow the RRA format "The region <i> is <area>: <region report> ..." (docs/reference.md, "Prompt and target").
 """
 
 from __future__ import annotations
