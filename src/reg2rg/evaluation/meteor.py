@@ -35,23 +35,22 @@ class _CachedWordNet:
     """WordNet reader whose ``synsets(word)`` is cached (the only call NLTK's METEOR makes)."""
 
     def __init__(self):
-        from nltk.corpus import wordnet
+        from reg2rg.evaluation.nltk_data import wordnet_reader
 
-        self.synsets = lru_cache(maxsize=CACHE_SIZE)(wordnet.synsets)
+        self.synsets = lru_cache(maxsize=CACHE_SIZE)(wordnet_reader().synsets)
 
 
 class MeteorScorer:
-    """Per-sample NLTK METEOR of raw texts; needs NLTK's WordNet and Punkt data (set up on demand)."""
+    """Per-sample NLTK METEOR of raw texts, on the WordNet and Punkt data shipped with reg2rg."""
 
     def __init__(self, alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA):
         from nltk.tokenize.destructive import NLTKWordTokenizer
-        from nltk.tokenize.punkt import PunktTokenizer
+        from nltk.tokenize.punkt import PunktSentenceTokenizer
 
-        from reg2rg.evaluation.nltk_data import require_nltk_data
+        from reg2rg.evaluation.nltk_data import punkt_parameters
 
-        require_nltk_data()
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
-        punkt = PunktTokenizer("english")  # what sent_tokenize uses, as our own instance
+        punkt = PunktSentenceTokenizer(punkt_parameters())  # what sent_tokenize uses, as our own instance
         punkt.text_contains_sentbreak = lru_cache(maxsize=CACHE_SIZE)(punkt.text_contains_sentbreak)
         self._sentences = punkt.tokenize
         self._words = lru_cache(maxsize=CACHE_SIZE)(NLTKWordTokenizer().tokenize)
