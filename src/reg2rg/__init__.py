@@ -1,6 +1,8 @@
 """reg2rg: region-guided CT report generation (a reproduction of Reg2RG, IEEE TMI 2025)."""
 
-__version__ = "0.1.0"
+from reg2rg.constants import VERSION
+
+__version__ = VERSION
 
 
 def __getattr__(name: str):

@@ -1,5 +1,7 @@
 """Names and numbers shared by every part of reg2rg (one place, so they never drift apart)."""
 
+VERSION = "0.1.0"  # pyproject.toml's version; reg2rg.__version__, and recorded in every checkpoint
+
 # The 10 anatomical regions of Reg2RG, in the canonical (evaluation) order.
 REGIONS: tuple[str, ...] = (
     "abdomen",

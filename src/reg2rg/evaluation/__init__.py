@@ -12,11 +12,16 @@ from typing import TYPE_CHECKING
 __all__ = ["Evaluation", "evaluate", "evaluate_predictions_csv", "evaluate_reports"]
 
 if TYPE_CHECKING:
-    from reg2rg.evaluation.pipeline import Evaluation, evaluate, evaluate_predictions_csv, evaluate_reports
+    from reg2rg.evaluation.pipeline import Evaluation, evaluate, evaluate_reports
+    from reg2rg.evaluation.report import evaluate_predictions_csv
 
 
 def __getattr__(name: str):
-    """Import the pipeline (pandas, numpy) only when it is used."""
+    """Import the pipeline (pandas, numpy) and the report writer (matplotlib) only when they are used."""
+    if name == "evaluate_predictions_csv":
+        from reg2rg.evaluation import report
+
+        return report.evaluate_predictions_csv
     if name in __all__:
         from reg2rg.evaluation import pipeline
 

@@ -6,14 +6,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from reg2rg.evaluation.ce import Labeler, classification_table, table_metrics
 from reg2rg.evaluation.coco import METEOR_TIMEOUT_S, coco_scores
-from reg2rg.evaluation.inputs import GT_COLUMN, ID_COLUMN, PRED_COLUMN, ReportPairs, read_predictions, validate_pairs
+from reg2rg.evaluation.inputs import ReportPairs, validate_pairs
 from reg2rg.evaluation.length import LengthDistributions, compare_lengths
 from reg2rg.evaluation.meteor import MeteorScorer
 from reg2rg.evaluation.nlg import NLGScores, reg2rg_scores
@@ -139,19 +138,3 @@ def evaluate_reports(
 ) -> dict:
     """Notebook entry point: the metrics.json dict for parallel lists of reports (options as ``evaluate``)."""
     return evaluate(validate_pairs(references, predictions, ids), **options).metrics()
-
-
-def evaluate_predictions_csv(
-    predictions: str | Path,
-    output_dir: str | Path,
-    id_column: str = ID_COLUMN,
-    gt_column: str = GT_COLUMN,
-    pred_column: str = PRED_COLUMN,
-    **options,
-) -> Evaluation:
-    """Evaluate a predictions CSV and write metrics.json, summary.md, tables and plots to ``output_dir``."""
-    from reg2rg.evaluation.report import write_report
-
-    evaluation = evaluate(read_predictions(predictions, id_column, gt_column, pred_column), **options)
-    write_report(evaluation, output_dir, source=Path(predictions))
-    return evaluation

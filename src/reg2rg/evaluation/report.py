@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from reg2rg.evaluation.ce import labels_frame
-from reg2rg.evaluation.pipeline import Evaluation
+from reg2rg.evaluation.inputs import GT_COLUMN, ID_COLUMN, PRED_COLUMN, read_predictions
+from reg2rg.evaluation.pipeline import Evaluation, evaluate
 from reg2rg.evaluation.plots import plot_ce, plot_lengths
 
 PROTOCOL_NOTES = {
@@ -124,3 +125,17 @@ def write_report(evaluation: Evaluation, output_dir: str | Path, source: Path | 
     plot_lengths(evaluation.lengths, output_dir / "report_length.png")
     plot_ce(evaluation.ce_table, evaluation.labels, evaluation.labeler, output_dir / "ce_per_label.png")
     return output_dir
+
+
+def evaluate_predictions_csv(
+    predictions: str | Path,
+    output_dir: str | Path,
+    id_column: str = ID_COLUMN,
+    gt_column: str = GT_COLUMN,
+    pred_column: str = PRED_COLUMN,
+    **options,
+) -> Evaluation:
+    """Evaluate a predictions CSV and write metrics.json, summary.md, tables and plots to ``output_dir``."""
+    evaluation = evaluate(read_predictions(predictions, id_column, gt_column, pred_column), **options)
+    write_report(evaluation, output_dir, source=Path(predictions))
+    return evaluation

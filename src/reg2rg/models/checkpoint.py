@@ -26,7 +26,7 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
-from .. import __version__
+from ..constants import VERSION
 from ..text.tokenizer import load_tokenizer
 from .pretrained import mismatch_report
 from .reg2rg import Reg2RG
@@ -44,7 +44,7 @@ def save_checkpoint(
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         tensors = {name: p.detach().cpu().contiguous() for name, p in model.persistent_parameters().items()}
-        save_file(tensors, staging / WEIGHTS, metadata={"format": "pt", "reg2rg_version": __version__})
+        save_file(tensors, staging / WEIGHTS, metadata={"format": "pt", "reg2rg_version": VERSION})
         (staging / CONFIG).write_text(json.dumps(model.config, indent=2) + "\n", encoding="utf-8")
         model.tokenizer.save_pretrained(staging)
         if before_commit is not None:
