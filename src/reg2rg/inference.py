@@ -115,14 +115,14 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
 
 def generate_from_config(cfg) -> Path:
     """``scripts/generate.py``: checkpoint + data config + split -> predictions CSV."""
-    from reg2rg.data.dataset import CachedRegionDataset
-    from reg2rg.data.prepare import prepare_dataset, preprocessing_config
+    from reg2rg.data.dataset import dataset_from_config
+    from reg2rg.data.prepare import prepare_dataset
     from reg2rg.models import from_pretrained
     from reg2rg.models.checkpoint import checkpoint_record
 
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = from_pretrained(cfg.checkpoint, device=device)
     prepare_dataset(cfg.data, [cfg.split], workers=cfg.num_workers or 1, synthesize=False)  # generate reads what is there
-    dataset = CachedRegionDataset(cfg.data.cache_dir, cfg.split, preprocessing_config(cfg.data), lfd=cfg.data.lfd, shuffle_regions=False)
+    dataset = dataset_from_config(cfg.data, cfg.split)
     metadata = {**checkpoint_record(cfg.checkpoint), "data": cfg.data.name, "split": cfg.split, "device": device}
     return generate_predictions(model, dataset, cfg.output, cfg.batch_size, cfg.num_workers, dict(cfg.generation), metadata)

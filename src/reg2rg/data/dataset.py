@@ -23,14 +23,22 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from omegaconf import DictConfig
 from torch.utils.data import Dataset
 
 from reg2rg.constants import REGIONS
 from reg2rg.data.build import read_index
 from reg2rg.data.cache import CachedStudy
+from reg2rg.data.prepare import preprocessing_config
 from reg2rg.data.preprocessing import PreprocessConfig
 
 log = logging.getLogger(__name__)
+
+
+def usable_regions(entry: dict) -> list[str]:
+    """Canonical-order regions of a cache index entry that have both a usable mask and a report."""
+    usable = set(entry["regions"])
+    return [r for r in REGIONS if r in usable and entry["region_reports"].get(r)]
 
 
 def load_sample(study: CachedStudy, entry: dict, cfg: PreprocessConfig, regions: list[str], lfd: bool = True) -> dict:
@@ -69,7 +77,7 @@ class CachedRegionDataset(Dataset):
         self.epoch = 0
         self.max_bad_reads = max_bad_reads
         self.bad_reads: dict[str, str] = {}
-        self.entries = [e for e in read_index(self.cache_dir, split) if self._regions(e)]
+        self.entries = [e for e in read_index(self.cache_dir, split) if usable_regions(e)]
         if not self.entries:
             raise ValueError(f"{self.cache_dir / (split + '.jsonl')}: no study with a usable region report")
 
@@ -80,14 +88,8 @@ class CachedRegionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
-    @staticmethod
-    def _regions(entry: dict) -> list[str]:
-        """Canonical-order regions that have both a usable mask and a report."""
-        usable = set(entry["regions"])
-        return [r for r in REGIONS if r in usable and entry["region_reports"].get(r)]
-
     def region_order(self, index: int) -> list[str]:
-        regions = self._regions(self.entries[index])
+        regions = usable_regions(self.entries[index])
         if self.shuffle_regions:
             order = np.random.default_rng([self.seed, self.epoch, index]).permutation(len(regions))
             regions = [regions[i] for i in order]
@@ -106,3 +108,11 @@ class CachedRegionDataset(Dataset):
                 self.bad_reads[entry["study_id"]] = f"{type(error).__name__}: {error}"
                 log.error("unreadable cache file for study %s (%s); using the next study", entry["study_id"], error)
         raise RuntimeError(f"{self.max_bad_reads} consecutive unreadable cache files from {self.cache_dir}: rebuild the cache")
+
+
+def dataset_from_config(data_cfg: DictConfig, split: str, shuffle_regions: bool = False, seed: int = 0) -> CachedRegionDataset:
+    """A split of the cache that a ``data`` config names, at its preprocessing and its LFD setting (training
+    and generation build theirs here). Regions in canonical order unless
+    ``shuffle_regions`` (training with RRA), drawn from (``seed``, epoch, index)."""
+    return CachedRegionDataset(data_cfg.cache_dir, split, preprocessing_config(data_cfg), lfd=data_cfg.lfd,
+                               shuffle_regions=shuffle_regions, seed=seed)

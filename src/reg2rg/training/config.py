@@ -13,8 +13,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from transformers import PreTrainedTokenizerBase
 
-from reg2rg.data.dataset import CachedRegionDataset
-from reg2rg.data.prepare import prepare_dataset, preprocessing_config
+from reg2rg.data.dataset import CachedRegionDataset, dataset_from_config
+from reg2rg.data.prepare import prepare_dataset
 from reg2rg.models import Reg2RG
 from reg2rg.text import PromptTemplate, load_tokenizer, train_tokenizer
 
@@ -58,14 +58,7 @@ def rendezvous_store() -> torch.distributed.Store:
 
 def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
     """A split of the cache; only training shuffles region orders (with RRA), drawn from (seed, epoch, index)."""
-    return CachedRegionDataset(
-        cfg.data.cache_dir,
-        split,
-        preprocessing_config(cfg.data),
-        lfd=cfg.data.lfd,
-        shuffle_regions=split == TRAIN_SPLIT and cfg.model.rra,
-        seed=cfg.seed,
-    )
+    return dataset_from_config(cfg.data, split, shuffle_regions=split == TRAIN_SPLIT and cfg.model.rra, seed=cfg.seed)
 
 
 def tokenizer_corpus(train_set: CachedRegionDataset, template: PromptTemplate) -> list[str]:

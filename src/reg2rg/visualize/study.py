@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reg2rg.constants import REGIONS
 from reg2rg.visualize.figure import GroundedFigure, grounded_figure
 from reg2rg.visualize.page import save_grounded_report
 
@@ -26,7 +25,7 @@ def open_study(cache_dir: str | Path, study: int | str = 0, split: str = "valid"
     """
     from reg2rg.data.build import read_index
     from reg2rg.data.cache import CachedStudy
-    from reg2rg.data.dataset import load_sample
+    from reg2rg.data.dataset import load_sample, usable_regions
     from reg2rg.data.preprocessing import PreprocessConfig
 
     cache_dir = Path(cache_dir)
@@ -49,8 +48,7 @@ def open_study(cache_dir: str | Path, study: int | str = 0, split: str = "valid"
             preprocessing = PreprocessConfig(**params, foreground_hu=opened.meta["foreground_hu"])
         elif not isinstance(preprocessing, PreprocessConfig):
             preprocessing = PreprocessConfig(**preprocessing)
-        usable = set(entry["regions"])  # what CachedRegionDataset(shuffle_regions=False) gives
-        regions = [r for r in REGIONS if r in usable and entry["region_reports"].get(r)]
+        regions = usable_regions(entry)  # as CachedRegionDataset(shuffle_regions=False) orders them
         if not regions:
             raise ValueError(f"study {entry['study_id']} has no region with both a mask and a report")
         sample = load_sample(opened, entry, preprocessing, regions, lfd)
