@@ -1,5 +1,6 @@
-"""Diagnostics: the image-swap check (a model that reads its images pays for another study's), the
-linear probe on the visual tokens of one region and the teacher-forced decision scores of its reports."""
+"""The mechanism study's diagnostics (studies/mechanism/diagnostics.py): the image-swap check (a model that
+reads its images pays for another study's), the linear probe on the visual tokens of one region and the
+teacher-forced decision scores of its reports."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 import torch
 from test_model_helpers import random_sample, tiny_model
 
-from reg2rg.diagnostics import VISUAL_KEYS, image_swap_losses
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "studies" / "mechanism"))  # as its scripts import it: from their own folder
+
+from diagnostics import VISUAL_KEYS, image_swap_losses  # noqa: E402 - after the path insert
 
 
 def test_a_model_reading_images_pays_for_a_swap():
@@ -42,7 +44,7 @@ def test_only_studies_with_the_same_regions_are_swapped():
 
 
 def test_region_tokens_follow_the_layout():
-    from reg2rg.diagnostics import region_token_features
+    from diagnostics import region_token_features
 
     model = tiny_model()
     samples = [random_sample(3, seed=seed) for seed in range(2)]
@@ -60,7 +62,7 @@ def test_region_tokens_follow_the_layout():
 
 
 def test_linear_probe_finds_a_feature_that_is_there_and_not_one_that_is_not():
-    from reg2rg.diagnostics import linear_probe
+    from diagnostics import linear_probe
 
     rng = np.random.default_rng(0)
     x, x_test = rng.normal(size=(200, 20)), rng.normal(size=(200, 20))
@@ -71,7 +73,7 @@ def test_linear_probe_finds_a_feature_that_is_there_and_not_one_that_is_not():
 
 
 def test_input_readability_tells_which_input_shows_a_finding():
-    from reg2rg.diagnostics import input_readability
+    from diagnostics import input_readability
 
     def study(seed: int, present: int) -> dict:
         sample = random_sample(3, seed=seed)
@@ -91,7 +93,7 @@ def test_input_readability_tells_which_input_shows_a_finding():
 
 
 def test_max_pooling_shows_a_bright_spot_that_an_average_dilutes():
-    from reg2rg.diagnostics import input_readability
+    from diagnostics import input_readability
 
     def study(seed: int, present: int) -> dict:
         sample = random_sample(2, seed=seed)
@@ -110,7 +112,7 @@ def test_max_pooling_shows_a_bright_spot_that_an_average_dilutes():
 def test_the_input_probe_script_prints_its_table(tiny_data, tmp_path):
     from test_training_helpers import data_overrides
 
-    command = [sys.executable, "scripts/probe_inputs.py", *data_overrides(tiny_data), "n_train=12", "pool=[2,2,2]",
+    command = [sys.executable, "studies/mechanism/probe_inputs.py", *data_overrides(tiny_data), "n_train=12", "pool=[2,2,2]",
                f"hydra.run.dir={tmp_path}"]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
@@ -121,7 +123,7 @@ def test_the_input_probe_script_prints_its_table(tiny_data, tmp_path):
 
 
 def test_a_decision_score_is_the_log_odds_where_the_wordings_part():
-    from reg2rg.diagnostics import decision_scores
+    from diagnostics import decision_scores
 
     model = tiny_model().train()
     samples = [random_sample(3, seed=seed) for seed in range(3)]
@@ -145,7 +147,7 @@ def test_a_decision_score_is_the_log_odds_where_the_wordings_part():
 
 
 def test_decision_auc_ranks_positives_over_negatives():
-    from reg2rg.diagnostics import decision_auc
+    from diagnostics import decision_auc
 
     assert decision_auc(np.array([2.0, 3.0, -1.0, 0.0]), np.array([1, 1, 0, 0])) == 1.0
     assert decision_auc(np.array([-2.0, 3.0, -1.0, 0.0]), np.array([1, 1, 0, 0])) == 0.5
@@ -155,7 +157,7 @@ def test_decision_auc_ranks_positives_over_negatives():
 
 
 def test_a_swap_takes_one_input_of_one_region_from_a_study_with_the_other_label():
-    from reg2rg.diagnostics import swap_region_input
+    from diagnostics import swap_region_input
 
     samples = [random_sample(3, seed=seed) for seed in range(4)]
     labels = np.array([1, 1, 0, 1])
@@ -177,7 +179,7 @@ def test_a_swap_takes_one_input_of_one_region_from_a_study_with_the_other_label(
 def test_probes_read_a_finished_run(tiny_data, tmp_path):
     from test_training_helpers import compose_train, tiny_overrides
 
-    from reg2rg.diagnostics import decisions_run, probe_run
+    from diagnostics import decisions_run, probe_run
     from reg2rg.training import train
 
     run = tmp_path / "run"

@@ -1,7 +1,7 @@
 """User-facing files cite only what users have: no files outside the repository, no tracker numbers.
 
 The files checked are the tracked files (``git ls-files``) of README.md, data/README.md, docs/,
-src/, configs/, scripts/ and notebooks/; binary files are skipped.
+src/, configs/, scripts/, studies/ and notebooks/; binary files are skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-USER_FACING = ("README.md", "data/README.md", "docs", "src", "configs", "scripts", "notebooks")
+USER_FACING = ("README.md", "data/README.md", "docs", "src", "configs", "scripts", "studies", "notebooks")
 PROSE = ("README.md", "docs")  # where tracker numbers must not appear
 
 OUTSIDE_FILE = re.compile(r"\bARCHITECTURE\.md\b|\.\./shared\b|/work/shared\b", re.IGNORECASE)

@@ -1,11 +1,11 @@
-"""Can a finding be read off the tokens a region hands the LLM? python scripts/probe_tokens.py RUN --region lung --finding Consolidation
+"""Can a finding be read off the tokens a region hands the LLM? python studies/mechanism/probe_tokens.py RUN --region lung --finding Consolidation
 
 Fits a logistic regression on the region's visual tokens (or "global") of the run's training studies and
 scores it on its validation split, beside the majority-class accuracy (docs/mechanism.md)."""
 
 import argparse
 
-from reg2rg.diagnostics import probe_run
+from diagnostics import probe_run  # studies/mechanism/diagnostics.py, beside this script
 
 
 def main() -> None:

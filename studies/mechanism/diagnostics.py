@@ -1,5 +1,8 @@
 """Does a model read its images, and what do its visual tokens hold?
 
+The probes of the mechanism study (docs/mechanism.md), run by the scripts beside this file; no part of
+the reg2rg package.
+
 ``image_swap_losses``: teacher-forced loss with each study's own images against another study's.
 
 A model that writes findings from the image pays for a swap: its loss on the true reports rises. A

@@ -1,4 +1,4 @@
-"""How plainly does each input show each finding, before any model? python scripts/probe_inputs.py [overrides]
+"""How plainly does each input show each finding, before any model? python studies/mechanism/probe_inputs.py [overrides]
 
 For each region and finding of ``findings`` (configs/probe_inputs.yaml), a logistic regression on one input of
 the region at a time (its texture crop, its geometry mask, the global image; average- and max-pooled), fitted on training
@@ -10,11 +10,11 @@ import hydra
 from omegaconf import DictConfig
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="probe_inputs")
+@hydra.main(version_base="1.3", config_path="../../configs", config_name="probe_inputs")
 def main(cfg: DictConfig) -> None:
     from reg2rg.data.dataset import CachedRegionDataset
     from reg2rg.data.prepare import prepare_dataset, preprocessing_config
-    from reg2rg.diagnostics import input_readability
+    from diagnostics import input_readability  # studies/mechanism/diagnostics.py, beside this script
 
     prepare_dataset(cfg.data, ["train", "valid"], workers=cfg.data_workers)
     splits = {}

@@ -1,4 +1,4 @@
-"""Does the LLM's report of a region depend on a finding? python scripts/probe_decisions.py RUN --region heart --finding Cardiomegaly
+"""Does the LLM's report of a region depend on a finding? python studies/mechanism/probe_decisions.py RUN --region heart --finding Cardiomegaly
 
 Teacher-forced on each validation study, the log-odds of the region's abnormal wording over its normal one
 where they part; the AUC against the labels (0.5: the image is ignored) shows a model learning to write a
@@ -8,7 +8,7 @@ finding is read from (docs/mechanism.md)."""
 
 import argparse
 
-from reg2rg.diagnostics import decisions_run
+from diagnostics import decisions_run  # studies/mechanism/diagnostics.py, beside this script
 
 
 def main() -> None:
