@@ -177,9 +177,9 @@ def test_a_swap_takes_one_input_of_one_region_from_a_study_with_the_other_label(
 
 
 def test_probes_read_a_finished_run(tiny_data, tmp_path):
+    from diagnostics import decisions_run, probe_run
     from test_training_helpers import compose_train, tiny_overrides
 
-    from diagnostics import decisions_run, probe_run
     from reg2rg.training import train
 
     run = tmp_path / "run"

@@ -12,9 +12,10 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../../configs", config_name="probe_inputs")
 def main(cfg: DictConfig) -> None:
+    from diagnostics import input_readability  # studies/mechanism/diagnostics.py, beside this script
+
     from reg2rg.data.dataset import CachedRegionDataset
     from reg2rg.data.prepare import prepare_dataset, preprocessing_config
-    from diagnostics import input_readability  # studies/mechanism/diagnostics.py, beside this script
 
     prepare_dataset(cfg.data, ["train", "valid"], workers=cfg.data_workers)
     splits = {}
