@@ -1,4 +1,14 @@
-"""Generate reports for a split: python scripts/generate.py checkpoint=outputs/.../checkpoint data=radgenome split=valid"""
+"""Generate reports for a split into a predictions CSV (configs/generate.yaml).
+
+After the demo (``python scripts/train.py``), with the data settings of the checkpoint's run:
+
+    python scripts/generate.py checkpoint=outputs/train/demo/<run>/checkpoints/checkpoint-<step>
+
+It writes ``<checkpoint>/predictions_valid.csv`` (``output=...`` elsewhere). Other data:
+``data=radgenome data.root=/data/RadGenome-ChestCT/dataset split=valid``.
+"""
+
+import sys
 
 import hydra
 from omegaconf import DictConfig
@@ -8,7 +18,12 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     from reg2rg.inference import generate_from_config
 
-    print(f"predictions: {generate_from_config(cfg)}")
+    try:
+        predictions = generate_from_config(cfg)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"generate.py: {error}")
+    print(f"predictions: {predictions}")
+    print(f"score them:  python scripts/evaluate.py predictions={predictions}")
 
 
 if __name__ == "__main__":

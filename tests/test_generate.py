@@ -6,6 +6,7 @@ import csv
 import json
 
 import pytest
+from hydra import compose, initialize_config_dir
 from test_model_helpers import VOLUME, tiny_model
 
 from reg2rg.data.build import build_cache
@@ -71,7 +72,7 @@ def test_generate_script_config_end_to_end(dataset, tmp_path):
 
     save_checkpoint(tiny_model(), tmp_path / "checkpoint")
     root = dataset.cache_dir.parent
-    overrides = [f"checkpoint={tmp_path / 'checkpoint'}", f"data.root={root}", "generation.max_new_tokens=4",
+    overrides = [f"checkpoint={tmp_path / 'checkpoint'}", "data=synthetic", f"data.root={root}", "generation.max_new_tokens=4",
                  f"data.preprocessing.target_size=[{','.join(map(str, VOLUME))}]"]
     configs = Path(__file__).resolve().parents[1] / "configs"
     with initialize_config_dir(version_base="1.3", config_dir=str(configs)):
@@ -79,6 +80,44 @@ def test_generate_script_config_end_to_end(dataset, tmp_path):
     out = generate_from_config(cfg)
     assert out == tmp_path / "checkpoint" / "predictions_valid.csv"
     assert len(_rows(out)) == len(dataset)
+
+
+def test_generate_takes_the_data_settings_of_the_checkpoints_run(dataset, tmp_path):
+    """Without data=..., generate.py reads the data of the run that wrote the checkpoint (<run>/config.yaml),
+    as after the demo; a checkpoint outside a run folder gets an error that says what to pass."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from reg2rg.models import save_checkpoint
+
+    repo = Path(__file__).resolve().parents[1]
+    run_dir = tmp_path / "run"
+    checkpoint = save_checkpoint(tiny_model(), run_dir / "checkpoints" / "checkpoint-3")
+    with initialize_config_dir(version_base="1.3", config_dir=str(repo / "configs")):
+        data = compose("generate", overrides=["checkpoint=x", "data=synthetic", f"data.root={dataset.cache_dir.parent}",
+                                              f"data.preprocessing.target_size=[{','.join(map(str, VOLUME))}]"]).data
+    OmegaConf.save({"seed": 0, "data": OmegaConf.to_container(data, resolve=True)}, run_dir / "config.yaml")
+
+    def generate(checkpoint_dir: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, str(repo / "scripts" / "generate.py"), f"checkpoint={checkpoint_dir}",
+                   "generation.max_new_tokens=2", f"hydra.run.dir={tmp_path / 'hydra'}"]
+        return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+
+    result = generate(checkpoint)
+    assert result.returncode == 0, result.stderr
+    written = checkpoint / "predictions_valid.csv"
+    assert f"predictions: {written}" in result.stdout
+    assert f"python scripts/evaluate.py predictions={written}" in result.stdout
+    assert [row["AccNum"] for row in _rows(written)] == [entry["study_id"] for entry in dataset.entries]
+    assert json.loads((checkpoint / "predictions_valid.csv.settings.json").read_text())["data"] == "synthetic"
+
+    alone = save_checkpoint(tiny_model(), tmp_path / "alone" / "checkpoint")
+    result = generate(alone)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert f"no data=... given and {tmp_path / 'config.yaml'}" in result.stderr and "data=synthetic" in result.stderr
 
 
 def test_a_csv_begun_by_another_generation_is_refused_or_begun_afresh(dataset, tmp_path):

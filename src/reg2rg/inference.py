@@ -113,16 +113,37 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
     return output
 
 
+# A training run folder: <run>/config.yaml (reg2rg.training.run) beside <run>/checkpoints/checkpoint-<step>.
+RUN_CONFIG = "config.yaml"
+
+
+def run_data_config(checkpoint: str | Path):
+    """The ``data`` settings of the training run that wrote ``checkpoint`` (its run folder's config.yaml)."""
+    from omegaconf import OmegaConf
+
+    path = Path(checkpoint).absolute().parent.parent / RUN_CONFIG
+    if not path.is_file():
+        raise ValueError(
+            f"no data=... given and {path} (the config of the run that wrote {checkpoint}) does not exist; "
+            "name the data: data=synthetic, data=radgenome data.root=..., data=ctrg ... or data=manifest ..."
+        )
+    data = OmegaConf.load(path).get("data")
+    if data is None:
+        raise ValueError(f"{path} has no data section; name the data: data=synthetic, data=radgenome data.root=...")
+    return data
+
+
 def generate_from_config(cfg) -> Path:
-    """``scripts/generate.py``: checkpoint + data config + split -> predictions CSV."""
+    """``scripts/generate.py``: checkpoint + data config (by default its run's) + split -> predictions CSV."""
     from reg2rg.data.dataset import dataset_from_config
     from reg2rg.data.prepare import prepare_dataset
     from reg2rg.models import from_pretrained
     from reg2rg.models.checkpoint import checkpoint_record
 
+    data = cfg.get("data") or run_data_config(cfg.checkpoint)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = from_pretrained(cfg.checkpoint, device=device)
-    prepare_dataset(cfg.data, [cfg.split], workers=cfg.num_workers or 1, synthesize=False)  # generate reads what is there
-    dataset = dataset_from_config(cfg.data, cfg.split)
-    metadata = {**checkpoint_record(cfg.checkpoint), "data": cfg.data.name, "split": cfg.split, "device": device}
+    prepare_dataset(data, [cfg.split], workers=cfg.num_workers or 1, synthesize=False)  # generate reads what is there
+    dataset = dataset_from_config(data, cfg.split)
+    metadata = {**checkpoint_record(cfg.checkpoint), "data": data.name, "split": cfg.split, "device": device}
     return generate_predictions(model, dataset, cfg.output, cfg.batch_size, cfg.num_workers, dict(cfg.generation), metadata)
