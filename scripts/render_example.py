@@ -1,12 +1,14 @@
 """Render a study's grounded report picture (PNG + self-contained HTML) from a cache and a checkpoint.
 
-    python scripts/render_example.py --cache data/synthetic/cache --study valid_1_a_1 \
-        --checkpoint outputs/train/demo/<run>/checkpoints/checkpoint-<step> --out docs/images/grounded_example.png
+    python scripts/render_example.py --study valid_2_a_1 \
+        --checkpoint outputs/train/demo/<run>/checkpoints/checkpoint-<step>     # writes outputs/grounded_valid_2_a_1.png
 
 Without --checkpoint the study's reference (ground-truth) reports are drawn, and the caption says so.
+The picture in the docs is redrawn with ``--out docs/images/grounded_example.png``.
 """
 
 import argparse
+from pathlib import Path
 
 from reg2rg.visualize import render_study
 
@@ -17,16 +19,17 @@ def main() -> None:
     parser.add_argument("--study", default="0", help="study id, or its position in the split")
     parser.add_argument("--split", default="valid")
     parser.add_argument("--checkpoint", help="checkpoint folder; omit to draw the reference reports")
-    parser.add_argument("--out", default="docs/images/grounded_example.png", help="PNG path")
+    parser.add_argument("--out", help="PNG path (default: outputs/grounded_<study>.png)")
     parser.add_argument("--html", help="also write a self-contained HTML page here")
     parser.add_argument("--max-new-tokens", type=int, default=512)
     parser.add_argument("--device", help="default: cuda when available, else cpu")
     parser.add_argument("--colours", type=int, default=256, help="PNG palette size (0: full colour)")
     args = parser.parse_args()
     study = int(args.study) if args.study.isdigit() else args.study
-    render_study(args.cache, study, args.checkpoint, split=args.split, png_path=args.out, html_path=args.html,
+    out = Path(args.out or f"outputs/grounded_{args.study}.png")
+    render_study(args.cache, study, args.checkpoint, split=args.split, png_path=out, html_path=args.html,
                  max_new_tokens=args.max_new_tokens, device=args.device, colours=args.colours or None)
-    print(f"wrote {args.out}" + (f" and {args.html}" if args.html else ""))
+    print(f"wrote {out}" + (f" and {args.html}" if args.html else ""))
 
 
 if __name__ == "__main__":

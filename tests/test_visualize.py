@@ -342,6 +342,14 @@ def test_render_study_and_its_script(cache, tmp_path, monkeypatch):
                                       "--html", str(tmp_path / "reference.html")])
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "render_example.py"), run_name="__main__")
     assert out.read_bytes().startswith(b"\x89PNG") and "not model output" in (tmp_path / "reference.html").read_text()
+    # without --out: outputs/grounded_<study>.png of the current folder, never the picture the docs show
+    docs_picture = Path(__file__).resolve().parents[1] / "docs" / "images" / "grounded_example.png"
+    before = docs_picture.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["render_example.py", "--cache", str(cache), "--study", "0"])
+    runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "render_example.py"), run_name="__main__")
+    assert (tmp_path / "outputs" / "grounded_0.png").read_bytes().startswith(b"\x89PNG")
+    assert docs_picture.read_bytes() == before
     # with a checkpoint: the model's reports
     checkpoint = save_checkpoint(tiny_model(), tmp_path / "checkpoint")
     figure = render_study(cache, 0, checkpoint, max_new_tokens=4, png_path=tmp_path / "model.png")
