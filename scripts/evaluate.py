@@ -13,7 +13,7 @@ def main(cfg: DictConfig) -> None:
 
     from reg2rg.evaluation import evaluate_predictions_csv
     from reg2rg.evaluation.nltk_data import NLTKDataMissing
-    from reg2rg.evaluation.report import summary_markdown
+    from reg2rg.evaluation.report import terminal_summary
 
     try:
         evaluation = evaluate_predictions_csv(
@@ -29,8 +29,7 @@ def main(cfg: DictConfig) -> None:
         )
     except (ValueError, NLTKDataMissing, InstantiationException) as error:
         sys.exit(f"evaluate.py: {error}")
-    print(summary_markdown(evaluation))
-    print(f"Results in {cfg.output_dir}")
+    print(terminal_summary(evaluation, cfg.output_dir))
 
 
 if __name__ == "__main__":

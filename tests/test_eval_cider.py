@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocoevalcap.cider.cider import Cider
 
-from reg2rg.evaluation.cider import cider
+from reg2rg.evaluation.cider import MIN_CIDER_STUDIES, cider
 
 
 def pycocoevalcap_cider(references, predictions):
@@ -34,6 +34,14 @@ def test_identical_texts_and_disjoint_texts():
     corpus, per_sample = cider(["a b c", "d e f", "a b d"], ["a b c", "x y z", "a b"])
     assert per_sample[1] == 0.0 and per_sample[0] > per_sample[2] > 0
     assert corpus == pytest.approx(per_sample.mean())
+
+
+def test_one_study_scores_zero_even_for_a_copy():
+    """Why the evaluation reports no CIDEr below MIN_CIDER_STUDIES: IDF = log(1) - log(1) = 0 for every n-gram."""
+    assert pycocoevalcap_cider(["heart is normal"], ["heart is normal"])[0] == 0.0
+    corpus, per_sample = cider(["heart is normal"], ["heart is normal"])
+    assert corpus == 0.0 and per_sample.tolist() == [0.0]
+    assert MIN_CIDER_STUDIES == 10
 
 
 def test_rejects_mismatched_inputs():

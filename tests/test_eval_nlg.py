@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from reg2rg.evaluation.cider import MIN_CIDER_STUDIES, cider
 from reg2rg.evaluation.nlg import REG2RG_METRICS, reg2rg_scores
 
 REFS = ["The region 0 is lung: the cat sat on the mat", "The region 0 is heart: No effusion. Heart is normal."]
@@ -31,7 +32,24 @@ def test_summary_mean_std_and_corpus(scores):
     assert summary["BLEU-1"].std == pytest.approx(bleu1.std())  # population std, as numpy's default
     assert summary["BLEU-1"].corpus == pytest.approx(math.exp(1 - 13 / 12) * 11 / 13)
     assert summary["METEOR"].corpus == pytest.approx(summary["METEOR"].mean)
-    assert summary["CIDEr"].corpus == pytest.approx(summary["CIDEr"].mean)
+
+
+def test_cider_is_not_a_number_below_the_minimum_of_studies(scores):
+    """Two pairs: CIDEr's IDF weights would come from two references; it is NaN, None in metrics.json."""
+    assert len(REFS) < MIN_CIDER_STUDIES
+    assert scores.per_sample["CIDEr"].isna().all() and math.isnan(scores.corpus["CIDEr"])
+    assert scores.summary()["CIDEr"].as_dict() == {"mean": None, "std": None, "corpus": None}
+    assert scores.summary()["BLEU-1"].as_dict()["mean"] == pytest.approx((math.exp(-0.2) + 0.75) / 2)
+
+
+def test_cider_from_the_minimum_of_studies_on():
+    """Ten studies of ten different sentences: a copy scores pycocoevalcap's CIDEr, here 10 for each study."""
+    references = [f"finding {i} seen in segment {i} of the lung" for i in range(MIN_CIDER_STUDIES)]
+    scores = reg2rg_scores(references, references)
+    summary = scores.summary()["CIDEr"]
+    assert summary.corpus == pytest.approx(summary.mean) and summary.std == pytest.approx(0.0, abs=1e-12)
+    assert scores.per_sample["CIDEr"].to_numpy() == pytest.approx(cider(references, references)[1])
+    assert summary.mean == pytest.approx(10.0)  # cosine 1 at each order, times 10
 
 
 def test_prefixes_do_not_change_scores(scores):

@@ -105,7 +105,39 @@ def test_script_writes_every_output(reports, tmp_path):
     labels = pd.read_csv(out / "labels.csv")
     assert list(labels.columns[:2]) == ["AccNum", f"GT_{CT_RATE_LABELS[0]}"] and len(labels) == 12
     assert pd.read_csv(out / "per_sample.csv").loc[2, "BLEU-4"] == 0.0
-    assert "## NLG, protocol reg2rg" in (out / "summary.md").read_text()
+    summary = (out / "summary.md").read_text()
+    assert "## NLG, protocol reg2rg" in summary and "![report length](report_length.png)" in summary
+    # the terminal gets the tables without image links, and where the files are
+    assert "| BLEU-1 |" in result.stdout and "![" not in result.stdout
+    assert f"Plots (report_length.png, ce_per_label.png), tables, metrics.json and summary.md: {out}" in result.stdout
+    # 12 studies: CIDEr is scored (the minimum is 10)
+    assert metrics["reg2rg"]["CIDEr"]["mean"] > 0 and "CIDEr: n/a" not in summary
+    assert not any("CIDEr" in warning for warning in metrics["warnings"])
+
+
+def test_one_study_has_no_cider_and_says_why(reports, tmp_path, monkeypatch):
+    """One study: every n-gram's IDF is 0, so CIDEr would be 0 beside a BLEU of 1; it is n/a, with the reason."""
+    from reg2rg.evaluation import evaluate_predictions_csv, meteor_java
+    from reg2rg.evaluation.report import terminal_summary
+
+    monkeypatch.setattr(meteor_java.shutil, "which", lambda name: None)  # keep the test free of Java
+    references, _ = reports
+    path = tmp_path / "predictions.csv"
+    pd.DataFrame({"AccNum": [0], "GT_combined_report": references[:1], "Pred_combined_report": references[:1]}).to_csv(
+        path, index=False
+    )
+    evaluation = evaluate_predictions_csv(path, tmp_path / "eval")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["reg2rg"]["BLEU-1"]["mean"] == pytest.approx(1.0)
+    assert metrics["reg2rg"]["CIDEr"] == {"mean": None, "std": None, "corpus": None}
+    assert metrics["coco"]["CIDEr"] is None and metrics["coco"]["BLEU-1"] == pytest.approx(1.0)
+    assert all(row["CIDEr"] is None for row in metrics["regions"]["nlg"].values())  # one text per region
+    assert any(w.startswith("CIDEr n/a: 1 study, needs >= 10") for w in metrics["warnings"])
+    assert any(w.startswith("region-level CIDEr n/a") for w in metrics["warnings"])
+    summary = (tmp_path / "eval" / "summary.md").read_text()
+    assert summary.count("CIDEr: n/a (needs >= 10 studies: IDF from the corpus).") == 2  # under both NLG tables
+    assert "| CIDEr | n/a | n/a | n/a |" in summary and "| CIDEr | n/a |" in summary
+    assert "![" not in terminal_summary(evaluation, tmp_path / "eval")
 
 
 def test_script_reports_a_missing_column_without_a_traceback(reports, tmp_path):

@@ -22,6 +22,10 @@ from reg2rg.evaluation.bleu import ngram_counts
 
 ORDERS = 4
 SIGMA = 6.0
+# The IDF weights come from the scored references themselves: with one study every n-gram has IDF 0
+# (CIDEr 0 whatever the text), with a few they are noise. Below this many studies CIDEr is not reported.
+MIN_CIDER_STUDIES = 10
+CIDER_TOO_FEW = f"n/a (needs >= {MIN_CIDER_STUDIES} studies: IDF from the corpus)"
 
 
 def _ngram_triplets(

@@ -5,7 +5,7 @@ Texts lose their region prefixes and are tokenized PTB-style as COCO caption eva
 Python so that only METEOR needs Java. BLEU is pycocoevalcap's ``Bleu(4)``; ROUGE-L and CIDEr
 are pycocoevalcap's formulas computed faster (``coco_rouge_l``, ``cider``; tests compare them
 with pycocoevalcap); METEOR is the jar (``meteor_java``). When Java is missing or the jar fails,
-METEOR is None and the reason is returned instead of raising.
+METEOR is None and the reason is returned instead of raising. CIDEr is None below ``MIN_CIDER_STUDIES``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from reg2rg.evaluation.cider import cider
+from reg2rg.evaluation.cider import MIN_CIDER_STUDIES, cider
 from reg2rg.evaluation.meteor_java import MeteorUnavailable, java_meteor
 from reg2rg.evaluation.rouge import lcs_length
 from reg2rg.evaluation.text import strip_region_prefixes
@@ -66,5 +66,5 @@ def coco_scores(
         scores["METEOR"] = None
         warnings.append(f"coco METEOR not computed: {error}")
     scores["ROUGE-L"] = float(np.mean([coco_rouge_l(ref, pred) for ref, pred in zip(refs, preds)]))
-    scores["CIDEr"] = cider(refs, preds)[0]
+    scores["CIDEr"] = cider(refs, preds)[0] if len(refs) >= MIN_CIDER_STUDIES else None  # IDF from too few
     return scores, warnings

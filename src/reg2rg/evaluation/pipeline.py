@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from reg2rg.evaluation.ce import Labeler, classification_table, table_metrics
+from reg2rg.evaluation.cider import MIN_CIDER_STUDIES
 from reg2rg.evaluation.coco import METEOR_TIMEOUT_S, coco_scores
 from reg2rg.evaluation.inputs import ReportPairs, validate_pairs
 from reg2rg.evaluation.length import LengthDistributions, compare_lengths
@@ -54,13 +55,18 @@ class Evaluation:
             },
             "regions": {
                 "recognition": self.recognition.metrics() if self.recognition else None,
-                "nlg": self.region_nlg.to_dict(orient="index") if self.region_nlg is not None else None,
+                "nlg": _records(self.region_nlg) if self.region_nlg is not None else None,
                 "ce": self.region_ce.to_dict(orient="index") if self.region_ce is not None else None,
             },
             "length": self.lengths.metrics(),
             "input": self.pairs.metrics(),
             "warnings": self.warnings,
         }
+
+
+def _records(table: pd.DataFrame) -> dict:
+    """``{row: {column: value}}`` with None for NaN (CIDEr of too few texts), as metrics.json holds it."""
+    return table.astype(object).where(table.notna(), None).to_dict(orient="index")
 
 
 @contextmanager
@@ -109,6 +115,11 @@ def evaluate(
     )
     if evaluation.lengths.problem:
         evaluation.warnings.append(evaluation.lengths.problem)
+    if protocols and len(refs) < MIN_CIDER_STUDIES:
+        evaluation.warnings.append(
+            f"CIDEr n/a: {len(refs)} stud{'y' if len(refs) == 1 else 'ies'}, needs >= {MIN_CIDER_STUDIES} "
+            "(its IDF weights come from the scored "
+            "references; with one study every n-gram's IDF is 0)")
     if "reg2rg" in protocols:
         with _timed(seconds, "nlg_reg2rg"):
             evaluation.reg2rg = reg2rg_scores(refs, preds, meteor)
@@ -130,6 +141,11 @@ def _add_region_tables(evaluation: Evaluation, labeler: Labeler, meteor: MeteorS
         evaluation.warnings.append("no region-level tables: no region is present and non-empty in both texts")
         return
     evaluation.region_nlg = region_nlg_table(region_pairs, meteor)
+    few = [region for region in region_pairs.regions if len(region_pairs.samples[region]) < MIN_CIDER_STUDIES]
+    if few:
+        counts = ", ".join(f"{region}: {len(region_pairs.samples[region])}" for region in few)
+        evaluation.warnings.append(f"region-level CIDEr n/a (and so for micro and macro) where fewer than {MIN_CIDER_STUDIES} "
+                                   f"studies have the region in both texts ({counts}): IDF from the corpus")
     evaluation.region_ce = region_ce_table(region_pairs, labeler)
 
 

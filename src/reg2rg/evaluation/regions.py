@@ -113,7 +113,10 @@ class RegionPairs:
 
 
 def region_nlg_table(pairs: RegionPairs, meteor: MeteorScorer | None = None) -> pd.DataFrame:
-    """Protocol "reg2rg" per-sample means per region (CIDEr's document frequencies from that region)."""
+    """Protocol "reg2rg" per-sample means per region (CIDEr's document frequencies from that region).
+
+    CIDEr is NaN for a region with fewer than ``MIN_CIDER_STUDIES`` texts, and then in "micro" and "macro" too.
+    """
     meteor = meteor or MeteorScorer()
     per_region = {
         region: reg2rg_scores(pairs.references[region], pairs.predictions[region], meteor).per_sample
@@ -126,8 +129,8 @@ def region_nlg_table(pairs: RegionPairs, meteor: MeteorScorer | None = None) -> 
     )
     if per_region:
         pooled = pd.concat(per_region.values())
-        region_means = table[list(REG2RG_METRICS)].mean()
-        table.loc["micro"] = [len(pooled), *pooled.mean()]
+        region_means = table[list(REG2RG_METRICS)].mean(skipna=False)
+        table.loc["micro"] = [len(pooled), *pooled.mean(skipna=False)]
         table.loc["macro"] = [len(pooled), *region_means]
     table["n"] = table["n"].astype(int)
     table.index.name = "region"

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from reg2rg.evaluation.ce import labels_frame
+from reg2rg.evaluation.cider import CIDER_TOO_FEW
 from reg2rg.evaluation.inputs import GT_COLUMN, ID_COLUMN, PRED_COLUMN, read_predictions
 from reg2rg.evaluation.pipeline import Evaluation, evaluate
 from reg2rg.evaluation.plots import plot_ce, plot_lengths
@@ -19,6 +20,8 @@ PROTOCOL_NOTES = {
     "rouge_score ROUGE, pycocoevalcap-formula CIDEr; mean ± std over samples, corpus value beside",
     "coco": "pycocoevalcap corpus BLEU, METEOR 1.5 (Java), ROUGE-L and CIDEr on PTB-style lower-cased tokens",
 }
+LENGTH_PLOT = "report_length.png"
+CE_PLOT = "ce_per_label.png"
 
 
 def _number(value: object) -> str:
@@ -66,7 +69,8 @@ def per_sample_frame(evaluation: Evaluation) -> pd.DataFrame:
     return frame
 
 
-def summary_markdown(evaluation: Evaluation, source: Path | None = None) -> str:
+def summary_markdown(evaluation: Evaluation, source: Path | None = None, images: bool = True) -> str:
+    """summary.md: the tables, warnings and report lengths; ``images`` links the PNG plots beside it."""
     metrics = evaluation.metrics()
     lines = ["# Evaluation summary", ""]
     if source is not None:
@@ -89,6 +93,8 @@ def summary_markdown(evaluation: Evaluation, source: Path | None = None) -> str:
         if protocol in PROTOCOL_NOTES:
             lines += [f"Protocol `{protocol}`: {PROTOCOL_NOTES[protocol]}.", ""]
         lines += [markdown_table(table), ""]
+        if protocol in PROTOCOL_NOTES and pd.isna(table.loc["CIDEr"]).all():
+            lines += [f"CIDEr: {CIDER_TOO_FEW}.", ""]
     if evaluation.recognition is not None:
         accuracy = metrics["regions"]["recognition"]["sample_accuracy"]
         lines += [
@@ -104,10 +110,16 @@ def summary_markdown(evaluation: Evaluation, source: Path | None = None) -> str:
         f"{length['generated']['mean']:.1f} ± {length['generated']['std']:.1f}; "
         f"KL(ground truth || generated) = {_number(length['kl_divergence'])}.",
         "",
-        "![report length](report_length.png) ![CE per label](ce_per_label.png)",
-        "",
     ]
+    if images:
+        lines += [f"![report length]({LENGTH_PLOT}) ![CE per label]({CE_PLOT})", ""]
     return "\n".join(lines)
+
+
+def terminal_summary(evaluation: Evaluation, output_dir: str | Path) -> str:
+    """What a terminal shows: summary.md's tables without its image links, then where the files are."""
+    return (summary_markdown(evaluation, images=False)
+            + f"\nPlots ({LENGTH_PLOT}, {CE_PLOT}), tables, metrics.json and summary.md: {output_dir}\n")
 
 
 def write_report(evaluation: Evaluation, output_dir: str | Path, source: Path | None = None) -> Path:
@@ -122,8 +134,8 @@ def write_report(evaluation: Evaluation, output_dir: str | Path, source: Path | 
     labels_frame(
         evaluation.pairs.ids, evaluation.reference_labels, evaluation.predicted_labels, evaluation.labels
     ).to_csv(output_dir / "labels.csv", index=False)
-    plot_lengths(evaluation.lengths, output_dir / "report_length.png")
-    plot_ce(evaluation.ce_table, evaluation.labels, evaluation.labeler, output_dir / "ce_per_label.png")
+    plot_lengths(evaluation.lengths, output_dir / LENGTH_PLOT)
+    plot_ce(evaluation.ce_table, evaluation.labels, evaluation.labeler, output_dir / CE_PLOT)
     return output_dir
 
 

@@ -24,6 +24,7 @@ from reg2rg.models.checkpoint import checkpoint_record
 log = logging.getLogger(__name__)
 
 PREDICTIONS_FILE = "predictions.csv"
+EVALUATION_DIR = "evaluation"
 
 
 def generate_and_evaluate(model: Reg2RG, dataset: CachedRegionDataset, output_dir: Path, batch_size: int,
@@ -35,4 +36,4 @@ def generate_and_evaluate(model: Reg2RG, dataset: CachedRegionDataset, output_di
     predictions = generate_predictions(model, dataset, output_dir / PREDICTIONS_FILE, batch_size, num_workers,
                                        dict(generation), metadata, restart_if_changed=True)
     log.info("predictions for %d %s studies in %s", len(dataset), dataset.split, predictions)
-    return evaluate_predictions_csv(predictions, output_dir / "evaluation", protocols=protocols)
+    return evaluate_predictions_csv(predictions, output_dir / EVALUATION_DIR, protocols=protocols)

@@ -21,14 +21,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
-from reg2rg.evaluation.report import summary_markdown
+from reg2rg.evaluation.report import terminal_summary
 from reg2rg.files import atomic_write_bytes
 
 from .batching import resolve_batching
 from .checkpointing import CHECKPOINTS, find_checkpoint
 from .config import build_model, build_tokenizer, dataset, prepare_data
 from .distributed import accelerator_session, from_main_process, shared_path, world_size, write_deepspeed_config
-from .generation import generate_and_evaluate
+from .generation import EVALUATION_DIR, generate_and_evaluate
 from .preemption import preemption_flag
 from .tracking import MetricsLog
 from .trainer import Trainer, TrainerConfig
@@ -132,5 +132,5 @@ def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None
         model, dataset(cfg, settings.split), run_dir, settings.batch_size, cfg.trainer.num_workers,
         OmegaConf.to_container(settings.generation, resolve=True), list(settings.protocols), checkpoint,
     )
-    print(summary_markdown(evaluation))
+    print(terminal_summary(evaluation, run_dir / EVALUATION_DIR))
     return evaluation.metrics()
