@@ -17,7 +17,8 @@ from reg2rg.training.checkpointing import STATE_FILE, TrainingState, find_checkp
 from reg2rg.training.deepspeed_config import fill_auto
 from reg2rg.training.loader import StepSampler
 from reg2rg.training.preemption import preemption_flag
-from reg2rg.training.tracking import MetricsLog, wandb_mode
+from reg2rg.training import tracking
+from reg2rg.training.tracking import LOSS_CURVE_FILE, MetricsLog, plot_loss_curve, read_metrics, wandb_mode
 from reg2rg.training.trainer import TrainerConfig
 
 
@@ -176,3 +177,36 @@ def test_a_study_that_fails_to_load_is_replaced_counted_and_logged(tiny_data, tm
     assert entry["study_id"] in caplog.text
     state = json.loads((result["checkpoint"] / STATE_FILE).read_text())
     assert state["unreadable"] == [entry["study_id"]]
+
+
+def test_the_loss_curve_reads_each_step_once_and_is_a_png(tmp_path, caplog):
+    from PIL import Image
+
+    path = tmp_path / "metrics.jsonl"
+    records = [{"step": 1, "loss": 5.0, "lr": 1e-4}, {"step": 3, "loss": 9.0, "lr": 3e-4},
+               {"step": 2, "loss": 4.0, "lr": 2e-4}, {"step": 3, "loss": 3.0, "lr": 3e-4}]  # step 3 again: resumed
+    path.write_text("".join(json.dumps(record) + "\n" for record in records) + '{"step": 4, "lo', encoding="utf-8")
+    read = read_metrics(path)
+    assert [(record["step"], record["loss"]) for record in read] == [(1, 5.0), (2, 4.0), (3, 3.0)]
+    assert f"{path}, line 5: not JSON" in caplog.text
+    png = plot_loss_curve(read, tmp_path / LOSS_CURVE_FILE)
+    with Image.open(png) as image:
+        assert image.format == "PNG" and image.size == (770, 440)  # 7 x 4 inches at 110 dpi
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOSS_CURVE_FILE, "metrics.jsonl"]  # no temporary left
+
+
+def test_training_draws_the_loss_curve_at_each_checkpoint(tiny_data, tmp_path, monkeypatch):
+    from PIL import Image
+
+    drawn = []
+
+    def spy(records, path):
+        drawn.append([record["step"] for record in records])
+        return plot_loss_curve(records, path)
+
+    monkeypatch.setattr(tracking, "plot_loss_curve", spy)
+    result = train(compose_train([*tiny_overrides(tiny_data, tmp_path / "run"), "trainer.epochs=1",
+                                  "trainer.save_every_n_steps=2"]))
+    assert drawn == [[1, 2], [1, 2, 3]]  # checkpoints 2 and 3 (the last), from every step logged so far
+    with Image.open(result["run_dir"] / LOSS_CURVE_FILE) as image:
+        assert image.format == "PNG" and image.width > 0

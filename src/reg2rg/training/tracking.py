@@ -1,4 +1,5 @@
-"""Where training metrics go: the console, ``metrics.jsonl`` in the run folder, and Weights & Biases.
+"""Where training metrics go: the console, ``metrics.jsonl`` in the run folder, and Weights & Biases;
+``loss_curve.png`` beside them plots the loss and learning rate (redrawn at each checkpoint).
 
 wandb runs online when it has an API key (WANDB_API_KEY, or ``wandb login``'s entry in ~/.netrc),
 offline otherwise (``wandb sync`` uploads later); WANDB_MODE or ``logger.wandb.mode`` override that,
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from reg2rg.files import atomic_write_bytes
+from reg2rg.files import atomic_path, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
+LOSS_CURVE_FILE = "loss_curve.png"
 RUN_ID_FILE = "wandb_run_id"
 
 
@@ -75,6 +77,10 @@ class MetricsLog:
         if self.wandb_run is not None:
             self._to_wandb(lambda run: run.log(dict(metrics), step=step))
 
+    def plot(self) -> Path:
+        """Redraw ``loss_curve.png`` from every record of ``metrics.jsonl`` (those of earlier sessions of a resumed run too)."""
+        return plot_loss_curve(read_metrics(self.path), self.path.parent / LOSS_CURVE_FILE)
+
     def close(self) -> None:
         if self.wandb_run is not None:
             self._to_wandb(lambda run: run.finish())
@@ -88,6 +94,51 @@ class MetricsLog:
         except Exception as error:  # noqa: BLE001 - whatever wandb raises, training goes on
             log.warning("wandb failed (%s: %s); metrics go on to %s only", type(error).__name__, error, self.path)
             self.wandb_run = None
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl by step; a step logged twice (a run killed between a log and its
+    checkpoint, then resumed) keeps its later record; a line cut off by a crash is skipped with a warning."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            log.warning("%s, line %d: not JSON (cut off by a crash?); left out of the loss curve", path, number)
+            continue
+        by_step[record["step"]] = record
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def plot_loss_curve(records: list[dict[str, Any]], path: Path) -> Path:
+    """Training loss (log scale) and learning rate (right axis) against the optimizer step, as a PNG written
+    beside ``path`` and renamed over it (matplotlib's Agg canvas: no display, no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    logged = [record for record in records if "loss" in record]
+    steps = [record["step"] for record in logged]
+    figure = Figure(figsize=(7, 4), dpi=110)
+    FigureCanvasAgg(figure)
+    loss_axis = figure.subplots()
+    loss_axis.plot(steps, [record["loss"] for record in logged], marker="." if len(logged) < 50 else None,
+                   color="tab:blue", label="loss")
+    if logged and min(record["loss"] for record in logged) > 0:
+        loss_axis.set_yscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.6, not 6 x 10^-1
+        loss_axis.yaxis.set_major_formatter(plain)
+        loss_axis.yaxis.set_minor_formatter(plain)
+    loss_axis.set_xlabel("optimizer step")
+    loss_axis.set_ylabel("training loss (mean since the previous log)", color="tab:blue")
+    lr_axis = loss_axis.twinx()
+    lr_axis.plot(steps, [record.get("lr", float("nan")) for record in logged], color="tab:grey", linestyle="--", label="lr")
+    lr_axis.set_ylabel("learning rate", color="tab:grey")
+    loss_axis.set_title(f"Training loss, {len(logged)} logs up to step {steps[-1] if steps else 0}")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
+    return path
 
 
 def _format(value: Any) -> str:

@@ -2,8 +2,9 @@
 
 Each optimizer step consumes exactly one effective batch (``loader``). After a step the loop logs
 (every ``log_every_n_steps``), checkpoints (every ``save_every_n_steps``, at each epoch end, at the
-last step, and on SIGTERM / SIGINT) and stops at the last step or on a signal. A resumed run
-continues the very same data order, learning rate and random streams.
+last step, and on SIGTERM / SIGINT; the main process then redraws ``loss_curve.png``) and stops at
+the last step or on a signal. A resumed run continues the very same data order, learning rate and
+random streams.
 """
 
 from __future__ import annotations
@@ -182,6 +183,8 @@ class Trainer:
             self._log()
         if save:
             self.last_checkpoint = self.checkpointer.save(self.state)
+            if self.metrics is not None:  # the main process
+                self.metrics.plot()
         return last or self.stopped_by is not None
 
     def _signal_anywhere(self, stop: PreemptionFlag) -> signal.Signals | None:
