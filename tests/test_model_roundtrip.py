@@ -11,7 +11,7 @@ from test_model_helpers import random_sample, tiny_llm, tiny_model
 
 import reg2rg
 from reg2rg.models import from_pretrained, save_checkpoint
-from reg2rg.models.checkpoint import CONFIG, WEIGHTS
+from reg2rg.models.checkpoint import CONFIG, WEIGHTS, write_digests
 
 SAMPLES = [
     random_sample(2, seed=0, regions=["heart", "lung"]),
@@ -130,6 +130,7 @@ def test_from_pretrained_refuses_what_does_not_fit(trained, tmp_path):
     state = load_file(directory / WEIGHTS)
     state.pop("splicer.markers")
     save_file(state, directory / WEIGHTS)
+    write_digests(directory)  # a checkpoint written so, not one damaged since
     with pytest.raises(ValueError, match="missing \\(1\\): splicer.markers"):
         from_pretrained(directory)
     (directory / WEIGHTS).unlink()

@@ -17,6 +17,7 @@ from test_training_helpers import compose_train, logged, tiny_overrides
 
 import reg2rg
 from reg2rg.models import Reg2RG
+from reg2rg.models.checkpoint import write_digests
 from reg2rg.training import train
 from reg2rg.training.checkpointing import STATE_FILE, Checkpointer, TrainingState, list_checkpoints
 
@@ -79,6 +80,7 @@ def resume_with_other_studies(tiny_data: Path, tmp_path: Path) -> None:
     state = json.loads((other / STATE_FILE).read_text())
     assert len(state["training_studies"]) == 64  # a SHA-256, recorded with every checkpoint
     (other / STATE_FILE).write_text(json.dumps({**state, "training_studies": "0" * 64}))
+    write_digests(other)  # a checkpoint written so, not one damaged since
     with pytest.raises(ValueError, match="other studies than this run's"):
         run(tiny_data, tmp_path / "other-run", f"resume={other}")
     assert not (tmp_path / "other-run" / "config.yaml").exists()  # a refused resume records no settings

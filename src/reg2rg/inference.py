@@ -142,7 +142,7 @@ def generate_from_config(cfg) -> Path:
 
     data = cfg.get("data") or run_data_config(cfg.checkpoint)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = from_pretrained(cfg.checkpoint, device=device)
+    model = from_pretrained(cfg.checkpoint, device=device, trust_remote_code=cfg.trust_remote_code)
     prepare_dataset(data, [cfg.split], workers=cfg.num_workers or 1, synthesize=False)  # generate reads what is there
     dataset = dataset_from_config(data, cfg.split)
     metadata = {**checkpoint_record(cfg.checkpoint), "data": data.name, "split": cfg.split, "device": device}

@@ -10,7 +10,8 @@ gives the same outputs as padding to 512.
 Files: ``model_dir`` holds RadBERT's config and tokenizer (a local copy of zzxslp/RadBERT-RoBERTa-4m;
 its weights are not needed), ``classifier_path`` the fine-tuned state dict (``RadBertClassifier.pth``,
 keys ``model.*`` and ``classifier.*``), read with ``weights_only=True``. Its ``model.embeddings.position_ids``
-entry, which newer transformers no longer keep as a weight, is dropped.
+entry, which newer transformers no longer keep as a weight, is dropped. Python code in ``model_dir``
+(``auto_map``) never runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from reg2rg.constants import CT_RATE_LABELS
+from reg2rg.models.pretrained import read_tensors
 
 IGNORED_KEYS = ("position_ids",)
 
@@ -33,7 +35,8 @@ class RadBertClassifier(nn.Module):
 
     def __init__(self, model_dir: str | Path, n_labels: int):
         super().__init__()
-        self.model = AutoModel.from_config(AutoConfig.from_pretrained(model_dir))
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=False)
+        self.model = AutoModel.from_config(config, trust_remote_code=False)
         self.classifier = nn.Linear(self.model.config.hidden_size, n_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -43,7 +46,7 @@ class RadBertClassifier(nn.Module):
 
 def load_classifier_state(classifier: RadBertClassifier, path: str | Path) -> None:
     """Load the fine-tuned weights; any key other than the known ``position_ids`` must match exactly."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = read_tensors(path)
     state = {key: value for key, value in state.items() if not key.endswith(IGNORED_KEYS)}
     problem = f"{path} does not fit a RadBERT classifier with {classifier.classifier.out_features} labels"
     try:
@@ -74,7 +77,7 @@ class RadBertLabeler:
                 raise ValueError(f"{what} {path} does not exist (RadBERT loads from local files only)")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, do_lower_case=True)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, do_lower_case=True, trust_remote_code=False)
         self.classifier = RadBertClassifier(model_dir, len(self.labels))
         load_classifier_state(self.classifier, classifier_path)
         self.classifier.to(device).eval()

@@ -4,17 +4,24 @@
 v_proj for LLaMA: 4.19 M parameters for LLaMA2-7B), ``full`` (every LLM weight trains; the tiny
 demo model) or ``frozen``. The vocabulary embedding never trains under ``lora``; the added marker
 tokens have their own embeddings in the model (see ``splice.py``), so the LLM vocabulary is unchanged.
+
+Python code that comes with a model (``trust_remote_code``) never runs because a config asks for it:
+only the caller's ``trust_remote_code=True`` (the command-line flag of the scripts) allows it.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
+log = logging.getLogger(__name__)
+
 TUNINGS = ("lora", "full", "frozen")
+REMOTE_CODE = "trust_remote_code"
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
@@ -43,6 +50,11 @@ class LLMConfig:
             raise ValueError(f"llm.tuning must be one of {TUNINGS}, got {self.tuning!r}")
         if self.dtype != "auto" and self.dtype not in DTYPES:
             raise ValueError(f"llm.dtype must be 'auto' or one of {tuple(DTYPES)}, got {self.dtype!r}")
+        if REMOTE_CODE in self.extra:
+            raise ValueError(
+                "llm.extra.trust_remote_code is not accepted: a model's own Python code runs only with the "
+                "trust_remote_code=true flag of scripts/train.py or scripts/generate.py"
+            )
 
     @property
     def tokenizer_source(self) -> str | None:
@@ -54,11 +66,20 @@ class LLMConfig:
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
 
 
-def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """Load or initialise the LLM, set which weights train, and switch on activation checkpointing."""
+def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase,
+              trust_remote_code: bool = False) -> PreTrainedModel:
+    """Load or initialise the LLM, set which weights train, and switch on activation checkpointing.
+
+    ``trust_remote_code``: let transformers run the Python code that comes with the model (always passed,
+    so transformers never asks at the terminal either).
+    """
     dtype = config.torch_dtype()
+    if trust_remote_code:
+        log.warning("trust_remote_code=true: the Python code that comes with the LLM %s may run",
+                    config.name_or_path or config.architecture["model_type"])
     if config.name_or_path is not None:
-        model = AutoModelForCausalLM.from_pretrained(config.name_or_path, dtype=dtype, **config.extra)
+        model = AutoModelForCausalLM.from_pretrained(config.name_or_path, dtype=dtype,
+                                                     trust_remote_code=trust_remote_code, **config.extra)
     else:
         special = {
             "vocab_size": tokenizer.vocab_size,  # the base vocabulary: added marker tokens never reach the LLM
@@ -67,7 +88,8 @@ def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase) -> PreTrain
             "pad_token_id": tokenizer.pad_token_id,
         }
         architecture = AutoConfig.for_model(**{**special, **config.architecture})
-        model = AutoModelForCausalLM.from_config(architecture, dtype=dtype, **config.extra)
+        model = AutoModelForCausalLM.from_config(architecture, dtype=dtype, trust_remote_code=trust_remote_code,
+                                                 **config.extra)
     if config.activation_checkpointing and model.supports_gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     model.requires_grad_(config.tuning == "full")

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
@@ -22,11 +23,16 @@ def read_tensors(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"weight file not found: {path}")
     if path.suffix == ".safetensors":
-        return load_file(path)
+        try:
+            return load_file(path)
+        except SafetensorError as error:
+            raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(f"{path}: refusing to unpickle it: it holds more than tensors (weights_only=True)") from error
+    except (RuntimeError, EOFError) as error:  # a truncated or damaged file
+        raise ValueError(f"{path}: not a readable torch file ({error})") from error
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a dict of tensors, found {type(state).__name__}")
     return dict(state)

@@ -55,14 +55,17 @@ class Reg2RG(nn.Module):
         frozen_encoder_dropout: bool = False,
         freeze_perceiver: bool = False,
         prompt: PromptTemplate | Mapping[str, Any] | None = None,
+        trust_remote_code: bool = False,
     ):
+        """``trust_remote_code``: let the LLM's and tokenizer's own Python code run (not part of ``config``:
+        a checkpoint never switches it on)."""
         super().__init__()
         llm = llm if isinstance(llm, LLMConfig) else LLMConfig(**llm)
         self.template = prompt if isinstance(prompt, PromptTemplate) else PromptTemplate(**(prompt or {}))
         if tokenizer is None:
             if llm.tokenizer_source is None:
                 raise ValueError("no tokenizer: pass one (e.g. reg2rg.text.train_tokenizer) or set llm.tokenizer")
-            tokenizer = load_tokenizer(llm.tokenizer_source)
+            tokenizer = load_tokenizer(llm.tokenizer_source, trust_remote_code)
         self.tokenizer = tokenizer
         self.special_ids = setup_tokenizer(tokenizer)
         self.rra = rra
@@ -80,7 +83,7 @@ class Reg2RG(nn.Module):
             freeze_perceiver=freeze_perceiver,
         )
         self.config: dict[str, Any] = dict(llm=asdict(llm), rra=rra, prompt=asdict(self.template), **encoders)
-        self.llm = build_llm(llm, tokenizer)
+        self.llm = build_llm(llm, tokenizer, trust_remote_code)
         vocabulary = self.llm.get_input_embeddings()
         self.visual = VisualTokenEncoder(llm_dim=vocabulary.embedding_dim, **encoders)
         self.splicer = Splicer(self.special_ids.markers, self.special_ids.placeholder, vocabulary.embedding_dim)

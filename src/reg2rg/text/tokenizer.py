@@ -42,9 +42,10 @@ def setup_tokenizer(tokenizer: PreTrainedTokenizerBase) -> SpecialIds:
     )
 
 
-def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
-    """A tokenizer from a local folder or hub id (offline runs need it cached)."""
-    return AutoTokenizer.from_pretrained(name_or_path)
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """A tokenizer from a local folder or hub id (offline runs need it cached); its own Python code runs only
+    with ``trust_remote_code`` (always passed, so transformers never asks at the terminal)."""
+    return AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:

@@ -8,13 +8,16 @@
         optimizer.pt                      optimizer state (without DeepSpeed: the same on every process)
         deepspeed/                        with DeepSpeed: its ZeRO files, one optimizer partition per process
         rng_state_<rank>.pt               each process's RNG states (torch CPU and CUDA, Python, NumPy)
+        digests.json                      SHA-256 of every other file, written last
 
 Every process writes its parts into a hidden ``.pending-checkpoint-<step>`` folder; the main
 process then writes the model into a staging folder, moves the parts in and renames it into place
 (``save_checkpoint``'s hook), so a checkpoint folder is complete or absent. All processes must share
 the file system that holds the checkpoints (as DeepSpeed's own checkpoints require).
 Our files load with ``torch.load(weights_only=True)``, safetensors or JSON; DeepSpeed reads its
-folder with its own loader.
+folder through its checkpoint engine, whose loads are made ``weights_only`` too (``WeightsOnlyLoads``).
+A checkpoint is checked against its digests before a resume; ``resume=latest`` passes over a damaged
+newest checkpoint (renamed ``<name>.damaged``, never deleted) to the one before it.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import random
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +39,7 @@ import torch
 from accelerate import Accelerator
 
 from reg2rg.models import save_checkpoint
-from reg2rg.models.checkpoint import load_weights
+from reg2rg.models.checkpoint import DamagedCheckpointError, load_weights, verify_digests
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,7 @@ OPTIMIZER_FILE = "optimizer.pt"
 SCHEDULER_FILE = "scheduler.pt"
 DEEPSPEED_TAG = "deepspeed"
 NAME = re.compile(r"^checkpoint-(\d+)$")
+DAMAGED = ".damaged"  # suffix of a checkpoint moved aside by resume=latest
 
 
 @dataclass
@@ -101,12 +107,13 @@ def find_checkpoint(resume: str | None, folder: Path) -> Path | None:
     if resume is None:
         return None
     if resume == "latest":
-        found = list_checkpoints(folder)
-        if not found:
+        found = newest_intact(folder)
+        if found is None:
             log.info("resume=latest: no checkpoint in %s yet, starting from scratch", folder)
-        return found[-1] if found else None
+        return found
     path = Path(resume)
     if (path / STATE_FILE).is_file():
+        verify_digests(path)
         step = TrainingState.read(path / STATE_FILE).step
         later = [p.name for p in list_checkpoints(folder) if checkpoint_step(p) > step and p.resolve() != path.resolve()]
         if later:
@@ -117,10 +124,43 @@ def find_checkpoint(resume: str | None, folder: Path) -> Path | None:
             )
         return path
     for candidate in (path, path / CHECKPOINTS):
-        found = list_checkpoints(candidate)
-        if found:
-            return found[-1]
+        if list_checkpoints(candidate):
+            return newest_intact(candidate)
     raise FileNotFoundError(f"resume={resume}: neither a training checkpoint (no {STATE_FILE}) nor a folder of them")
+
+
+def newest_intact(folder: Path) -> Path | None:
+    """The newest checkpoint in ``folder`` whose files match their digests (None: the folder has none).
+
+    Damaged newer ones are renamed ``<name>.damaged`` (kept, never deleted), so that retention and
+    ``resume=latest`` no longer see them and the resumed run can write their steps again. When every
+    checkpoint is damaged, nothing is moved and the error names the newest one's damaged file.
+    """
+    damaged: list[tuple[Path, DamagedCheckpointError]] = []
+    for checkpoint in reversed(list_checkpoints(folder)):
+        try:
+            verify_digests(checkpoint)
+        except DamagedCheckpointError as error:
+            damaged.append((checkpoint, error))
+            continue
+        for bad, error in damaged:
+            aside = _move_aside(bad)
+            log.warning("%s: %s is damaged (%s); kept as %s, resuming from %s", folder, bad.name, error, aside.name,
+                        checkpoint.name)
+        return checkpoint
+    if damaged:
+        raise ValueError(f"every checkpoint in {folder} is damaged; the newest: {damaged[0][1]}")
+    return None
+
+
+def _move_aside(checkpoint: Path) -> Path:
+    """Rename a damaged checkpoint ``<name>.damaged`` (``.damaged-2``, ... when that name is taken)."""
+    aside, copy = checkpoint.with_name(checkpoint.name + DAMAGED), 1
+    while aside.exists():
+        copy += 1
+        aside = checkpoint.with_name(f"{checkpoint.name}{DAMAGED}-{copy}")
+    os.replace(checkpoint, aside)
+    return aside
 
 
 def rng_state() -> dict[str, Any]:
@@ -145,11 +185,41 @@ def restore_rng(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
-def read_torch_file(path: Path) -> Any:
-    """A file of tensors and Python primitives, read without unpickling code."""
+def read_torch_file(path: Path, map_location: Any = "cpu", allowed: Sequence[type] = ()) -> Any:
+    """A file of tensors, Python primitives and the ``allowed`` classes, read without unpickling code."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {path.parent} is not a complete training checkpoint")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))  # what the file would have called
+        held = f"{found[1]}, not only tensors" if found else "more than tensors"
+        raise ValueError(f"{path}: refusing to unpickle it: it holds {held} (weights_only=True)") from error
+    except (RuntimeError, EOFError) as error:  # a truncated or damaged file
+        raise DamagedCheckpointError(path, f"cannot read it ({error})") from error
+
+
+def deepspeed_state_classes() -> list[type]:
+    """The classes DeepSpeed's ZeRO checkpoints hold besides tensors and containers."""
+    from deepspeed.runtime.fp16.loss_scaler import DynamicLossScaler, LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+    from deepspeed.utils.tensor_fragment import fragment_address
+
+    return [LossScaler, DynamicLossScaler, ZeroStageEnum, fragment_address]
+
+
+class WeightsOnlyLoads:
+    """A DeepSpeed checkpoint engine whose ``load`` unpickles no code (DeepSpeed's own passes weights_only=False)."""
+
+    def __init__(self, engine: Any):
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def load(self, path: str, map_location: Any = None) -> Any:
+        return read_torch_file(Path(path), map_location, deepspeed_state_classes())
 
 
 class Checkpointer:
@@ -201,8 +271,13 @@ class Checkpointer:
                 f"resume it {'with' if written_with_deepspeed else 'without'} a deepspeed config"
             )
         if self.deepspeed:
-            loaded, _ = self.model.load_checkpoint(str(directory), tag=DEEPSPEED_TAG, load_module_strict=False,
-                                                   load_optimizer_states=True, load_lr_scheduler_states=False)
+            engine = self.model.checkpoint_engine
+            self.model.checkpoint_engine = WeightsOnlyLoads(engine)
+            try:
+                loaded, _ = self.model.load_checkpoint(str(directory), tag=DEEPSPEED_TAG, load_module_strict=False,
+                                                       load_optimizer_states=True, load_lr_scheduler_states=False)
+            finally:
+                self.model.checkpoint_engine = engine
             if loaded is None:
                 raise ValueError(f"DeepSpeed could not load {directory / DEEPSPEED_TAG}")
         else:

@@ -89,5 +89,7 @@ def build_tokenizer(cfg: DictConfig, train_set: CachedRegionDataset, run_dir: Pa
 
 
 def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase | None) -> Reg2RG:
-    """``cfg.model`` instantiated (with ``tokenizer`` when given, else the LLM's own)."""
-    return instantiate(cfg.model, **({"tokenizer": tokenizer} if tokenizer is not None else {}))
+    """``cfg.model`` instantiated (with ``tokenizer`` when given, else the LLM's own); the LLM's own code
+    runs only with the ``trust_remote_code=true`` flag."""
+    return instantiate(cfg.model, trust_remote_code=cfg.trust_remote_code,
+                       **({"tokenizer": tokenizer} if tokenizer is not None else {}))
