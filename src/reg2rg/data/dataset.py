@@ -88,6 +88,20 @@ class CachedRegionDataset(Dataset):
     def __len__(self) -> int:
         return len(self.entries)
 
+    def text_sample(self, index: int) -> dict:
+        """The study id, regions (canonical order) and region reports of a sample, without reading its volumes."""
+        entry = self.entries[index]
+        regions = usable_regions(entry)
+        return {"study_id": entry["study_id"], "regions": regions,
+                "region_reports": [entry["region_reports"][r] for r in regions]}
+
+    def leave_out(self, study_ids: set[str]) -> None:
+        """Drop these studies from the split (indices shift: call before any epoch is drawn)."""
+        self.entries = [e for e in self.entries if e["study_id"] not in study_ids]
+        if not self.entries:
+            index = self.cache_dir / f"{self.split}.jsonl"
+            raise ValueError(f"{index}: no study left after leaving out {len(study_ids)}")
+
     def region_order(self, index: int) -> list[str]:
         regions = usable_regions(self.entries[index])
         if self.shuffle_regions:

@@ -107,6 +107,11 @@ class Reg2RG(nn.Module):
         """The collate function for this model's tokenizer, layout, wording and RRA switch."""
         return Reg2RGCollator(self.tokenizer, self.layout, self.template, self.rra, inference, max_length)
 
+    @property
+    def max_positions(self) -> int | None:
+        """The LLM's positions: the longest sequence it takes (None: no fixed limit)."""
+        return getattr(self.llm.config, "max_position_embeddings", None)
+
     def persistent_parameters(self) -> dict[str, nn.Parameter]:
         """What a checkpoint holds: every trained parameter, plus frozen ones no configured file restores."""
         return {
@@ -143,10 +148,10 @@ class Reg2RG(nn.Module):
     ) -> CausalLMOutputWithPast:
         """The LM loss on the report tokens (with ``labels``) and the logits, for a training batch.
 
-        ``study_ids``, ``regions`` and ``targets`` are the collate's metadata and unused here;
-        ``llm_kwargs`` (e.g. the HF Trainer's ``num_items_in_batch``) go to the LLM.
+        ``study_ids`` (the collate's metadata, as ``regions`` and ``targets``) only name the studies of an
+        error; ``llm_kwargs`` (e.g. the HF Trainer's ``num_items_in_batch``) go to the LLM.
         """
-        self._check_length(input_ids.shape[1])
+        self._check_length(input_ids.shape[1], study_ids)
         embeds = self.embed(input_ids, region_counts, image, texture, geometry)
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
 
@@ -173,10 +178,10 @@ class Reg2RG(nn.Module):
         """Reports for a left-padded inference batch (``model.collator(inference=True)``).
 
         Greedy by default; ``do_sample`` with ``temperature``, ``top_k`` (0: off) and ``top_p`` (1.0: off)
-        samples instead. Runs in eval mode and restores the mode it found; the collate's metadata
-        (``study_ids``, ``regions``, ``targets``) is unused here.
+        samples instead. Runs in eval mode and restores the mode it found; of the collate's metadata
+        (``study_ids``, ``regions``, ``targets``) only ``study_ids`` is used, to name the studies of an error.
         """
-        self._check_length(input_ids.shape[1] + max_new_tokens)
+        self._check_length(input_ids.shape[1] + max_new_tokens, study_ids)
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p) if do_sample else {}
         settings = GenerationConfig(
             max_new_tokens=max_new_tokens,
@@ -205,8 +210,9 @@ class Reg2RG(nn.Module):
         device = self.splicer.markers.device
         return self.generate(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, **options)
 
-    def _check_length(self, length: int) -> None:
+    def _check_length(self, length: int, study_ids: Sequence[str] | None) -> None:
         """Refuse sequences longer than the LLM's positions (GPT-2 has 1024) instead of failing inside it."""
-        limit = getattr(self.llm.config, "max_position_embeddings", None)
+        limit = self.max_positions
         if limit is not None and length > limit:
-            raise ValueError(f"{length} tokens exceed the LLM's {limit} positions")
+            studies = f" (batch of studies {', '.join(study_ids)})" if study_ids else ""
+            raise ValueError(f"{length} tokens exceed the LLM's {limit} positions{studies}")

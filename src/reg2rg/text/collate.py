@@ -43,7 +43,7 @@ class Reg2RGCollator:
 
     ``inference``: prompts only, left-padded, for ``Reg2RG.generate``. ``max_length``: cut training
     sequences to this many tokens (the report's end and EOS are lost, as with the official 2048);
-    None keeps every token.
+    None keeps every token. ``training_lengths`` measures sequences before any cut.
     """
 
     def __init__(
@@ -87,6 +87,12 @@ class Reg2RGCollator:
 
     def target(self, sample: Mapping[str, Any]) -> str:
         return self.template.target(sample["regions"], sample["region_reports"], rra=self.rra)
+
+    def training_lengths(self, samples: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Tokens of each sample's training sequence (prompt, target, EOS) before the cut to ``max_length``;
+        a sample needs only ``regions`` and ``region_reports``."""
+        targets = self.tokenizer([self.target(s) for s in samples], add_special_tokens=False).input_ids
+        return [len(self.prompt_ids(len(s["regions"]))) + len(t) + 1 for s, t in zip(samples, targets)]
 
     def __call__(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         if not samples:

@@ -11,6 +11,7 @@ Region orders come from the dataset's own (seed, epoch, index) draw: ``set_epoch
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,14 +20,44 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from reg2rg.data.dataset import CachedRegionDataset
+from reg2rg.text.collate import Reg2RGCollator
 
 from .batching import Batching
 from .preemption import shield_from_signals
+
+log = logging.getLogger(__name__)
+
+OVERLENGTH = ("truncate", "skip")
 
 
 def studies_digest(data: CachedRegionDataset) -> str:
     """SHA-256 of the split's study ids in index order: what the epoch permutations are permutations of."""
     return hashlib.sha256("\n".join(entry["study_id"] for entry in data.entries).encode("utf-8")).hexdigest()
+
+
+def limit_lengths(data: CachedRegionDataset, collate: Reg2RGCollator, policy: str, report: bool) -> dict[str, int]:
+    """Studies whose training sequence is longer than ``collate.max_length`` tokens, with their lengths.
+
+    ``policy`` truncate: the collate cuts them (their report's end is lost); skip: they leave ``data``.
+    ``report``: log each with its study id, and the count. Lengths are measured in the canonical region
+    order; a shuffled order may differ by a token or two, which the collate's cut absorbs.
+    """
+    if policy not in OVERLENGTH:
+        raise ValueError(f"trainer.overlength must be one of {OVERLENGTH}, got {policy!r}")
+    if collate.max_length is None:
+        return {}
+    samples = [data.text_sample(index) for index in range(len(data))]
+    lengths = collate.training_lengths(samples)
+    over = {s["study_id"]: n for s, n in zip(samples, lengths) if n > collate.max_length}
+    if report and over:
+        action = "its report is cut there" if policy == "truncate" else "left out of training"
+        for study, length in over.items():
+            log.warning("study %s: %d tokens exceed max_length=%d; %s", study, length, collate.max_length, action)
+        log.warning("%d of %d training studies exceed max_length=%d tokens (trainer.overlength=%s)", len(over),
+                    len(samples), collate.max_length, policy)
+    if policy == "skip" and over:
+        data.leave_out(set(over))
+    return over
 
 
 def steps_per_epoch(size: int, batching: Batching) -> int:

@@ -28,7 +28,7 @@ from reg2rg.models import Reg2RG
 
 from .batching import Batching
 from .checkpointing import Checkpointer, TrainingState
-from .loader import epoch_loader, steps_per_epoch, studies_digest
+from .loader import epoch_loader, limit_lengths, steps_per_epoch, studies_digest
 from .preemption import PreemptionFlag
 from .throughput import Throughput
 from .tracking import MetricsLog
@@ -58,13 +58,15 @@ class TrainerConfig:
     save_at_epoch_end: bool = True
     keep_last: int | None = 3
     progress_bar: bool = True
+    max_length: int | None = None  # tokens per training sequence; None: the LLM's positions
+    overlength: str = "truncate"  # a longer study: truncate | skip (see loader.limit_lengths)
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"trainer.mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
         at_least_one = {"epochs": self.epochs, "log_every_n_steps": self.log_every_n_steps,
                         "max_steps": self.max_steps, "save_every_n_steps": self.save_every_n_steps,
-                        "keep_last": self.keep_last}
+                        "keep_last": self.keep_last, "max_length": self.max_length}
         for name, value in at_least_one.items():
             if value is not None and value < 1:
                 raise ValueError(f"trainer.{name} must be >= 1 (or null where optional), got {value}")
@@ -85,11 +87,12 @@ class Trainer:
                  metrics: MetricsLog | None):
         self.config = config
         self.accelerator = accelerator
+        self.collate = model.collator(max_length=config.max_length or model.max_positions)
+        self.over_length = limit_lengths(train_set, self.collate, config.overlength, accelerator.is_main_process)
         self.train_set = train_set
         self.batching = batching
         self.seed = seed
         self.metrics = metrics
-        self.collate = model.collator()
         self.deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
         self.parameters = [p for p in model.parameters() if p.requires_grad]
         self.model, self.optimizer = accelerator.prepare(model, config.optimizer(self.parameters))
