@@ -122,8 +122,8 @@ def plot_loss_curve(records: list[dict[str, Any]], path: Path) -> Path:
     figure = Figure(figsize=(7, 4), dpi=110)
     FigureCanvasAgg(figure)
     loss_axis = figure.subplots()
-    loss_axis.plot(steps, [record["loss"] for record in logged], marker="." if len(logged) < 50 else None,
-                   color="tab:blue", label="loss")
+    marker = "." if len(logged) < 50 else None  # a few logs (or one) stay visible
+    loss_axis.plot(steps, [record["loss"] for record in logged], marker=marker, color="tab:blue", label="loss")
     if logged and min(record["loss"] for record in logged) > 0:
         loss_axis.set_yscale("log")
         plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.6, not 6 x 10^-1
@@ -132,9 +132,10 @@ def plot_loss_curve(records: list[dict[str, Any]], path: Path) -> Path:
     loss_axis.set_xlabel("optimizer step")
     loss_axis.set_ylabel("training loss (mean since the previous log)", color="tab:blue")
     lr_axis = loss_axis.twinx()
-    lr_axis.plot(steps, [record.get("lr", float("nan")) for record in logged], color="tab:grey", linestyle="--", label="lr")
+    lr_axis.plot(steps, [record.get("lr", float("nan")) for record in logged], marker=marker, color="tab:grey",
+                 linestyle="--", label="lr")
     lr_axis.set_ylabel("learning rate", color="tab:grey")
-    loss_axis.set_title(f"Training loss, {len(logged)} logs up to step {steps[-1] if steps else 0}")
+    loss_axis.set_title(f"Training loss, {len(logged)} log{'s' * (len(logged) != 1)} up to step {steps[-1] if steps else 0}")
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")
