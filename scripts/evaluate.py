@@ -13,9 +13,11 @@ def main(cfg: DictConfig) -> None:
 
     from reg2rg.evaluation import evaluate_predictions_csv
     from reg2rg.evaluation.nltk_data import NLTKDataMissing
+    from reg2rg.evaluation.prerequisites import PrerequisitesMissing, check_evaluation_prerequisites
     from reg2rg.evaluation.report import terminal_summary
 
     try:
+        check_evaluation_prerequisites(list(cfg.protocols), cfg.ce, cfg.output_dir, regions=cfg.regions)
         evaluation = evaluate_predictions_csv(
             cfg.predictions,
             cfg.output_dir,
@@ -27,7 +29,7 @@ def main(cfg: DictConfig) -> None:
             regions=cfg.regions,
             meteor_timeout_s=cfg.meteor_timeout_s,
         )
-    except (ValueError, NLTKDataMissing, InstantiationException) as error:
+    except (PrerequisitesMissing, ValueError, NLTKDataMissing, InstantiationException) as error:
         sys.exit(f"evaluate.py: {error}")
     print(terminal_summary(evaluation, cfg.output_dir))
 

@@ -9,6 +9,7 @@ It writes ``<checkpoint>/predictions_valid.csv`` (``output=...`` elsewhere). Oth
 """
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -16,6 +17,12 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="generate")
 def main(cfg: DictConfig) -> None:
+    from reg2rg.evaluation.prerequisites import PrerequisitesMissing, check_evaluation_prerequisites
+
+    try:  # generation scores nothing itself: it needs a folder that the predictions can be written to
+        check_evaluation_prerequisites([], output_dir=Path(cfg.output).parent, regions=False, output_setting="output")
+    except PrerequisitesMissing as error:
+        sys.exit(f"generate.py: {error}")
     from reg2rg.inference import generate_from_config
 
     try:

@@ -19,16 +19,11 @@ from reg2rg.models import Reg2RG
 from reg2rg.text import PromptTemplate, load_tokenizer, train_tokenizer
 
 from .distributed import from_main_process
+from .startup import TRAIN_SPLIT, splits
 
 log = logging.getLogger(__name__)
 
-TRAIN_SPLIT = "train"
 PREPARE_TIMEOUT = timedelta(hours=24)  # how long the other processes wait for the main one's data preparation
-
-
-def splits(cfg: DictConfig) -> list[str]:
-    """The splits a run reads: the training split, and the evaluation split when it evaluates."""
-    return [TRAIN_SPLIT, cfg.evaluation.split] if cfg.evaluation.enabled else [TRAIN_SPLIT]
 
 
 def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 from accelerate.utils import set_seed
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 
 from reg2rg.evaluation.report import terminal_summary
 from reg2rg.files import atomic_write_bytes
@@ -30,6 +29,7 @@ from .config import build_model, build_tokenizer, dataset, prepare_data
 from .distributed import accelerator_session, from_main_process, shared_path, world_size, write_deepspeed_config
 from .generation import EVALUATION_DIR, generate_and_evaluate
 from .preemption import preemption_flag
+from .startup import output_dir
 from .tracking import MetricsLog
 from .trainer import Trainer, TrainerConfig
 
@@ -111,18 +111,6 @@ def save_config(resolved: dict, run_dir: Path) -> Path:
         os.replace(path, run_dir / f"config.before-resume-{max(kept, default=0) + 1}.yaml")
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
-
-
-def output_dir(cfg: DictConfig) -> str:
-    """The run folder; by default Hydra's, which exists only when Hydra runs the job (scripts/train.py)."""
-    try:
-        return str(cfg.output_dir)
-    except InterpolationResolutionError as error:
-        reason = str(error).splitlines()[0]
-        raise ValueError(
-            f"output_dir cannot be resolved ({reason}): it defaults to Hydra's run folder, which exists only under "
-            "scripts/train.py; set output_dir=... when you compose the config yourself"
-        ) from error
 
 
 def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None) -> dict:
