@@ -372,7 +372,8 @@ def test_ensure_synthetic_follows_the_config_but_never_rewrites_a_hand_written_d
     from reg2rg.data.prepare import ensure_synthetic
 
     def data_cfg(root: Path, **synthetic) -> object:
-        return OmegaConf.create({"root": str(root), "synthetic": {"shape": [24, 24, 12], "seed": 3, **synthetic}})
+        return OmegaConf.create({"name": "synthetic", "root": str(root),
+                                 "synthetic": {"shape": [24, 24, 12], "seed": 3, **synthetic}})
 
     managed = tmp_path / "managed"
     ensure_synthetic(data_cfg(managed, n_train=1, n_valid=1))

@@ -14,6 +14,7 @@ from reg2rg.files import atomic_write_bytes
 log = logging.getLogger(__name__)
 
 MANAGED = ".synthetic/written_from_config"  # marks a synthetic folder that follows data.synthetic
+SYNTHETIC = "synthetic"  # data.name of the one data config whose root is generated (configs/data/synthetic.yaml)
 
 
 def preprocessing_config(data_cfg: DictConfig) -> PreprocessConfig:
@@ -23,12 +24,20 @@ def preprocessing_config(data_cfg: DictConfig) -> PreprocessConfig:
 def ensure_synthetic(data_cfg: DictConfig) -> None:
     """Write or complete the synthetic dataset the config asks for (a no-op for real data).
 
+    Only ``data=synthetic`` generates: a ``data.synthetic`` section under another data config (the demo
+    experiment's, with ``data=radgenome``) is ignored with a warning, so a wrong ``data.root`` of a real
+    dataset is reported by its reader instead of filled with phantoms.
+
     A folder this function wrote (it holds ``MANAGED``) follows the config: studies with the same
     settings are reused, a changed ``n_train``, ``n_valid`` or phantom setting is generated. A
     dataset written otherwise (``scripts/make_synthetic.py``) is never rewritten: it is used when it
     matches the config, else the run stops with what to do.
     """
     if data_cfg.get("synthetic") is None:
+        return
+    if data_cfg.get("name") != SYNTHETIC:
+        log.warning("data.synthetic is ignored: data=%s reads its files from %s; only data=%s generates data",
+                    data_cfg.get("name"), data_cfg.get("root"), SYNTHETIC)
         return
     from tqdm import tqdm
 

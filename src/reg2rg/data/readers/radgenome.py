@@ -58,7 +58,8 @@ class RadGenomeReader:
         if split not in SPLITS:
             raise ValueError(f"unknown RadGenome split {split!r}; expected one of {SPLITS}")
         if not self.root.is_dir():
-            raise StudyError(self.root, "RadGenome-ChestCT root folder not found (see data/README.md)", kind="missing")
+            raise StudyError(self.root, "RadGenome-ChestCT root folder not found: expected the dataset/ folder holding "
+                             "radgenome_files/ and <split>_preprocessed/ (see data/README.md)", kind="missing")
         index = StudyIndex(skips=SkipLog(self.policy))
         csv = self.report_csv or self.root / "radgenome_files" / REPORT_CSVS[split]
         texts = read_region_reports(csv, index.ignored, self.encoding)
