@@ -86,7 +86,8 @@ def test_missing_nltk_data_is_listed_with_its_fix(monkeypatch):
         raise nltk_data.NLTKDataMissing("WordNet archive /x/wordnet.zip is missing; reinstall reg2rg")
 
     monkeypatch.setattr(nltk_data, "require_nltk_data", missing)
-    assert evaluation_problems(["reg2rg"]) == ["METEOR's NLTK data: WordNet archive /x/wordnet.zip is missing; reinstall reg2rg"]
+    assert evaluation_problems(["reg2rg"]) == [
+        "METEOR's NLTK data: WordNet archive /x/wordnet.zip is missing; reinstall reg2rg"]
     assert evaluation_problems([], regions=True) != []  # the region tables score METEOR too
     assert evaluation_problems([], regions=False) == []  # nothing uses METEOR
 
@@ -103,7 +104,8 @@ def test_radbert_without_its_files_is_reported(tmp_path):
     unset = evaluation_problems([], evaluate_config("ce=radbert").ce, regions=False)
     assert len(unset) == 2
     assert "add ce.labeler.model_dir=" in unset[0] and "add ce.labeler.classifier_path=" in unset[1]
-    ce = evaluate_config("ce=radbert", f"ce.labeler.model_dir={tmp_path}", f"ce.labeler.classifier_path={tmp_path / 'c.pth'}").ce
+    ce = evaluate_config("ce=radbert", f"ce.labeler.model_dir={tmp_path}",
+                         f"ce.labeler.classifier_path={tmp_path / 'c.pth'}").ce
     problems = evaluation_problems([], ce, regions=False)
     assert len(problems) == 3
     assert f"{tmp_path} has no config.json" in problems[0]
@@ -113,7 +115,7 @@ def test_radbert_without_its_files_is_reported(tmp_path):
     assert "is empty" in evaluation_problems([], ce, regions=False)[-1]
 
 
-def test_radbert_files_that_the_loader_reads_pass_and_an_incomplete_copy_does_not(radbert_files, tmp_path):  # noqa: F811
+def test_radbert_files_the_loader_reads_pass_and_an_incomplete_copy_fails(radbert_files, tmp_path):  # noqa: F811
     from reg2rg.evaluation.radbert import RadBertLabeler
 
     folder, weights, _ = radbert_files
@@ -179,7 +181,8 @@ def test_wrong_data_root_is_the_reported_problem_and_missing_deepspeed_comes_wit
     assert raised.value.problems == ["data.root /nonexistent is not a folder: point data.root at the radgenome dataset "
                                      "(its layout: data/README.md)"]
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *rest: None if name == "deepspeed" else find_spec(name, *rest))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "deepspeed" else find_spec(name, *rest))
     with pytest.raises(PrerequisitesMissing) as raised:
         check_training_start(cfg)
     data, deepspeed = raised.value.problems
@@ -188,8 +191,8 @@ def test_wrong_data_root_is_the_reported_problem_and_missing_deepspeed_comes_wit
 
 def test_training_checks_the_data_config_weights_and_its_evaluation(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    cfg = compose_train(["data=manifest", "model.vit_checkpoint=/nowhere/RadFM_vit3d.pth", "evaluation.protocols=[reg2rg,coco]",
-                         f"output_dir={tmp_path / 'run'}"])
+    cfg = compose_train(["data=manifest", "model.vit_checkpoint=/nowhere/RadFM_vit3d.pth",
+                         "evaluation.protocols=[reg2rg,coco]", f"output_dir={tmp_path / 'run'}"])
     with pytest.raises(PrerequisitesMissing) as raised:
         check_training_start(cfg)
     cache, manifest, weights, java = raised.value.problems
@@ -216,7 +219,8 @@ def test_misspelled_override_names_the_key_meant(override):
 
 def test_overrides_that_exist_or_are_arguments_pass():
     valid = ["-m", "experiment=radgenome,ctrg", "model.use_texture=true,false", "~deepspeed", "hydra.run.dir=x",
-             "llm=gpt2", "+llm.architecture={model_type: gpt2}", "llm.architecture.n_embd=32", "+trainer.optimizer.amsgrad=true"]
+             "llm=gpt2", "+llm.architecture={model_type: gpt2}", "llm.architecture.n_embd=32",
+             "+trainer.optimizer.amsgrad=true"]
     assert unknown_keys(valid, CONFIGS, "train") == []
     [problem] = unknown_keys(["trainer.optimizer.amsgrad=true"], CONFIGS, "train")  # an argument the config leaves out
     assert problem.endswith("did you mean +trainer.optimizer.amsgrad=true ?")
@@ -281,8 +285,8 @@ def test_train_py_without_java_stops_before_anything_and_leaves_no_run_folder(tm
 
 def test_train_py_failing_inside_train_leaves_no_run_folder(tiny_data, tmp_path):
     # passes the start-up checks, then train() refuses the batch sizes before any data or model
-    done, _ = run_script("train.py", *tiny_overrides(tiny_data, None), "cpu_processes=1", "trainer.effective_batch_size=3",
-                         f"hydra.run.dir={tmp_path / 'run'}")
+    done, _ = run_script("train.py", *tiny_overrides(tiny_data, None), "cpu_processes=1",
+                         "trainer.effective_batch_size=3", f"hydra.run.dir={tmp_path / 'run'}")
     assert done.returncode != 0 and "effective" in done.stderr
     assert not (tmp_path / "run").exists()
 
@@ -297,8 +301,9 @@ def test_evaluate_py_lists_every_problem_before_reading_anything(tmp_path):
                          path=str(tmp_path))
     assert done.returncode != 0
     assert "evaluate.py: 4 problem(s) to fix before starting" in done.stderr
-    assert all(word in done.stderr for word in ("java is not on PATH", "ce.labeler.model_dir=", "ce.labeler.classifier_path=",
-                                                "is a file, not a folder"))
+    for expected in ("java is not on PATH", "ce.labeler.model_dir=", "ce.labeler.classifier_path=",
+                     "is a file, not a folder"):
+        assert expected in done.stderr
     assert "absent.csv" not in done.stderr  # the predictions are read only after the checks
 
 

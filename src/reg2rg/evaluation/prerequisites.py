@@ -125,7 +125,8 @@ def radbert_problems(labeler: Mapping[str, Any]) -> list[str]:
         problems.append(f"ce.labeler.model_dir {model_dir} is not a folder: give {folder_fix}")
     else:
         problems += _radbert_folder_problems(Path(model_dir), folder_fix)
-    classifier_fix = "ce.labeler.classifier_path=/models/RadBertClassifier.pth (CT-CLIP's fine-tuned RadBERT classifier)"
+    classifier_fix = ("ce.labeler.classifier_path=/models/RadBertClassifier.pth "
+                      "(CT-CLIP's fine-tuned RadBERT classifier)")
     if classifier in (None, UNSET):
         problems.append(f"ce=radbert needs the classifier's weights: add {classifier_fix}")
     elif not Path(classifier).is_file():

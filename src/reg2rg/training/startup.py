@@ -24,7 +24,7 @@ from reg2rg.evaluation.prerequisites import PrerequisitesMissing, evaluation_pro
 log = logging.getLogger(__name__)
 
 TRAIN_SPLIT = "train"
-GENERATED_DATA = "synthetic"  # data.name of the one data config whose root is written when absent
+GENERATED_DATA = "synthetic"  # reg2rg.data.prepare.SYNTHETIC (a torch import away): the data written when absent
 WEIGHT_FILES = {"vit_checkpoint": "RadFM_vit3d.pth", "perceiver_checkpoint": "RadFM_perceiver_fc.pth"}
 DEEPSPEED_FIX = 'pip install -e ".[deepspeed]", or train without it: add the override ~deepspeed'
 # What a start writes before the first training step: Hydra's folder and log, the trained tokenizer,
@@ -115,7 +115,8 @@ def weight_file_problems(cfg: DictConfig) -> list[str]:
         path = cfg.model.get(key)
         if path is not None and not Path(path).is_file():
             problems.append(f"model.{key} {path} is not a file: give RadFM's {name} (model.{key}=/models/{name}; "
-                            f'docs/reference.md, "RadFM weight files"), or model.{key}=null for a random one (not the paper)')
+                            f'docs/reference.md, "RadFM weight files"), or model.{key}=null for a random one '
+                            "(not the paper)")
     return problems
 
 
