@@ -2,19 +2,25 @@
 
 Columns: ``AccNum, GT_combined_report, Pred_combined_report`` (region prefixes kept, as in
 the authors' files; a model trained without RRA is given its references without them, as it
-was trained). Rows are appended batch by batch and flushed, so an interrupted run resumes where it
-stopped: studies already in the CSV are skipped, and a last line cut off by a crash is dropped. The
-generation settings, the data, the split and the checkpoint (with a digest of its weights) go to
+was trained). Studies are generated longest prompt first (most regions; the split's order among
+equals), so a batch pads little and one that does not fit in memory fails at the start. Rows are
+appended in that order batch by batch and flushed, so an interrupted run resumes where it stopped:
+studies already in the CSV are skipped, and a last line cut off by a crash is dropped. Once every
+study is in, the CSV is rewritten in the split's order. The generation settings, whether LoRA was
+merged, the data, the split and the checkpoint (with a digest of its weights) go to
 ``<csv>.settings.json`` beside it; a CSV begun otherwise, or without that file, is not continued.
+LoRA is merged into the LLM's weights while generating (``merge_lora``; restored exactly afterwards).
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from reg2rg.files import atomic_write_bytes
+from reg2rg.models.lora_merge import lora_layers, merged_lora
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +77,20 @@ def _began_otherwise(output: Path, identity: Mapping[str, Any]) -> str | None:
 
 def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4, num_workers: int = 0,
                          settings: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
-                         restart_if_changed: bool = False) -> Path:
+                         restart_if_changed: bool = False, merge_lora: bool = True) -> Path:
     """Generate a report for every study of ``dataset`` (canonical region order) into ``output``.
 
     ``settings`` are ``Reg2RG.generate`` options (greedy by default); ``metadata`` (checkpoint,
     weights digest, data, split) is recorded in the sidecar file with them. A CSV begun with other
     settings, weights, data or split is an error, or with ``restart_if_changed`` is begun afresh.
+    ``merge_lora``: generate with the LoRA weights merged into the LLM (faster; bf16 rounding moves
+    some tokens), recorded in the sidecar for a model with LoRA.
     """
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     settings = dict(settings or {})
-    metadata = {"split": dataset.split, **(metadata or {})}
+    lora = {"lora_merged": merge_lora} if lora_layers(model) else {}
+    metadata = {"split": dataset.split, **lora, **(metadata or {})}
     identity = {"settings": settings, **{k: v for k, v in metadata.items() if k not in UNCOMPARED}}
     reason = _began_otherwise(output, identity)
     if reason and not restart_if_changed:
@@ -94,11 +104,15 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
     atomic_write_bytes(_sidecar(output), json.dumps(sidecar, indent=2, default=str).encode())
     if not todo:
         log.info("%s already holds all %d studies", output, len(dataset))
+        _write_in_split_order(output, [entry["study_id"] for entry in dataset.entries])
         return output
-    loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     collator = model.collator()
+    todo.sort(key=lambda index: -len(collator.prompt_ids(len(dataset.region_order(index)))))  # stable
+    loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     new_file = not output.is_file() or output.stat().st_size == 0
-    with open(output, "a", newline="", encoding="utf-8") as f, tqdm(total=len(todo), desc="generate", unit="study") as bar:
+    with (merged_lora(model) if lora.get("lora_merged") else nullcontext(),
+          open(output, "a", newline="", encoding="utf-8") as f,
+          tqdm(total=len(todo), desc="generate", unit="study") as bar):
         writer = csv.writer(f)
         if new_file:
             writer.writerow(COLUMNS)
@@ -110,7 +124,20 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
             f.flush()
             os.fsync(f.fileno())
             bar.update(len(samples))
+    _write_in_split_order(output, [entry["study_id"] for entry in dataset.entries])
     return output
+
+
+def _write_in_split_order(path: Path, study_ids: Sequence[str]) -> None:
+    """Rewrite the CSV at ``path`` with its rows in the order of ``study_ids`` (others last, as they were)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        header, *rows = csv.reader(f)
+    position = {study_id: index for index, study_id in enumerate(study_ids)}
+    ordered = sorted(rows, key=lambda row: position.get(row[0], len(position)))
+    if ordered != rows:
+        text = io.StringIO()
+        csv.writer(text).writerows([header, *ordered])
+        atomic_write_bytes(path, text.getvalue().encode("utf-8"))
 
 
 # A training run folder: <run>/config.yaml (reg2rg.training.run) beside <run>/checkpoints/checkpoint-<step>.
@@ -146,4 +173,5 @@ def generate_from_config(cfg) -> Path:
     prepare_dataset(data, [cfg.split], workers=cfg.num_workers or 1, synthesize=False)  # generate reads what is there
     dataset = dataset_from_config(data, cfg.split)
     metadata = {**checkpoint_record(cfg.checkpoint), "data": data.name, "split": cfg.split, "device": device}
-    return generate_predictions(model, dataset, cfg.output, cfg.batch_size, cfg.num_workers, dict(cfg.generation), metadata)
+    return generate_predictions(model, dataset, cfg.output, cfg.batch_size, cfg.num_workers, dict(cfg.generation), metadata,
+                                merge_lora=cfg.get("merge_lora", True))

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import GenerationConfig, PreTrainedTokenizerBase
+from transformers import CompileConfig, GenerationConfig, PreTrainedTokenizerBase
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..text.collate import Reg2RGCollator
@@ -29,10 +29,11 @@ from .splice import Splicer
 
 @dataclass(frozen=True)
 class Generation:
-    """One generated report: the raw text and its region reports (empty with RRA off)."""
+    """One generated report: the raw text, its region reports (empty with RRA off) and its token ids (to EOS)."""
 
     text: str
     regions: list[RegionReport]
+    token_ids: tuple[int, ...] = ()
 
 
 class Reg2RG(nn.Module):
@@ -155,6 +156,43 @@ class Reg2RG(nn.Module):
         embeds = self.embed(input_ids, region_counts, image, texture, geometry)
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
 
+    def generation_config(
+        self,
+        max_new_tokens: int = 512,
+        min_new_tokens: int = 0,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        num_beams: int = 1,
+        repetition_penalty: float = 1.0,
+        compile_decode: bool = False,
+    ) -> GenerationConfig:
+        """The transformers settings for ``generate``'s options.
+
+        Greedy by default; ``do_sample`` with ``temperature``, ``top_k`` (0: off) and ``top_p`` (1.0: off)
+        samples instead; EOS is held back until ``min_new_tokens``. ``compile_decode``: a static KV cache
+        and the one-token decoding step compiled by ``torch.compile`` (mode ``reduce-overhead``: CUDA
+        graphs on a GPU); every new batch shape compiles again, so it pays off over long runs only.
+        """
+        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p) if do_sample else {}
+        compiled: dict[str, Any] = {}
+        if compile_decode:
+            compile_config = CompileConfig(mode="reduce-overhead")
+            compile_config._compile_all_devices = True  # transformers' switch to compile on a CPU too
+            compiled = dict(cache_implementation="static", compile_config=compile_config)
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
+            do_sample=do_sample,
+            num_beams=num_beams,
+            repetition_penalty=repetition_penalty,
+            eos_token_id=self.special_ids.eos,
+            pad_token_id=self.special_ids.pad,
+            **sampling,
+            **compiled,
+        )
+
     @torch.no_grad()
     def generate(
         self,
@@ -167,31 +205,16 @@ class Reg2RG(nn.Module):
         study_ids: Sequence[str] | None = None,
         regions: Sequence[Sequence[str]] | None = None,
         targets: Sequence[str] | None = None,
-        max_new_tokens: int = 512,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_k: int = 0,
-        top_p: float = 1.0,
-        num_beams: int = 1,
-        repetition_penalty: float = 1.0,
+        **options: Any,
     ) -> list[Generation]:
         """Reports for a left-padded inference batch (``model.collator(inference=True)``).
 
-        Greedy by default; ``do_sample`` with ``temperature``, ``top_k`` (0: off) and ``top_p`` (1.0: off)
-        samples instead. Runs in eval mode and restores the mode it found; of the collate's metadata
-        (``study_ids``, ``regions``, ``targets``) only ``study_ids`` is used, to name the studies of an error.
+        ``options``: those of ``generation_config`` (greedy by default). Runs in eval mode and restores
+        the mode it found; of the collate's metadata (``study_ids``, ``regions``, ``targets``) only
+        ``study_ids`` is used, to name the studies of an error.
         """
-        self._check_length(input_ids.shape[1] + max_new_tokens, study_ids)
-        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p) if do_sample else {}
-        settings = GenerationConfig(
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            num_beams=num_beams,
-            repetition_penalty=repetition_penalty,
-            eos_token_id=self.special_ids.eos,
-            pad_token_id=self.special_ids.pad,
-            **sampling,
-        )
+        settings = self.generation_config(**options)
+        self._check_length(input_ids.shape[1] + settings.max_new_tokens, study_ids)
         was_training = self.training
         self.eval()
         try:
@@ -201,8 +224,14 @@ class Reg2RG(nn.Module):
             )  # (B, new tokens): with inputs_embeds, generate returns only what it generated
         finally:
             self.train(was_training)
-        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [Generation(text.strip(), self.template.parse(text)) for text in texts]
+        return [self._generation(row.tolist()) for row in new_tokens]
+
+    def _generation(self, new_tokens: list[int]) -> Generation:
+        """One row of generated ids, cut after its EOS (the rest is padding), as text and region reports."""
+        if self.special_ids.eos in new_tokens:
+            new_tokens = new_tokens[: new_tokens.index(self.special_ids.eos) + 1]
+        text = self.tokenizer.decode(new_tokens, skip_special_tokens=True)
+        return Generation(text.strip(), self.template.parse(text), tuple(new_tokens))
 
     def generate_reports(self, samples: Sequence[Mapping[str, Any]], **options: Any) -> list[Generation]:
         """Collate ``samples`` (the data side's dicts) for inference and generate; ``options`` as ``generate``."""

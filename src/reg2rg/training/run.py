@@ -119,6 +119,7 @@ def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None
     evaluation = generate_and_evaluate(
         model, dataset(cfg, settings.split), run_dir, settings.batch_size, cfg.trainer.num_workers,
         OmegaConf.to_container(settings.generation, resolve=True), list(settings.protocols), checkpoint,
+        merge_lora=settings.get("merge_lora", True),
     )
     print(terminal_summary(evaluation, run_dir / EVALUATION_DIR))
     return evaluation.metrics()
