@@ -73,13 +73,23 @@ def build_model(geometry: Geometry, dtype: str = "bfloat16") -> Reg2RG:
     return model.train()
 
 
-def reference_loss(model: Reg2RG, batch: Mapping[str, Any]) -> torch.Tensor:
-    """The official code's loss of a (padded) batch: visual tokens spliced by a one-hot product.
+def reference_embeds(model: Reg2RG, batch: Mapping[str, Any]) -> torch.Tensor:
+    """The official code's input embeddings of a (padded) batch (B, L, D): visual tokens spliced by a one-hot product.
 
-    ``one_hot(ids') @ cat(vocabulary, markers, visual)``: (B, L, V + M + T) x (V + M + T, D), forward
-    and backward (the table holds trainable rows, so its gradient is computed).
+    ``one_hot(ids') @ cat(vocabulary, markers, visual_b)``: (B, L, V + M + T) x (B, V + M + T, D). Every
+    sample of the batch has the same number of regions, so each has T of the batch's visual tokens.
     """
-    visual = model.visual(batch["region_counts"], batch["image"], batch["texture"], batch["geometry"])  # (T, D)
+    counts = torch.as_tensor(batch["region_counts"]).tolist()
+    if len(set(counts)) != 1:
+        raise ValueError(f"the reference splice takes samples of one region count, got {counts}")
+    visual = model.visual(batch["region_counts"], batch["image"], batch["texture"], batch["geometry"])  # (B * T, D)
     vocabulary = model.llm.get_input_embeddings().weight
-    embeds = one_hot_splice(batch["input_ids"], vocabulary, model.splicer, visual[None].to(vocabulary.dtype))
+    per_sample = visual.reshape(len(counts), -1, visual.shape[-1]).to(vocabulary.dtype)  # (B, T, D)
+    return one_hot_splice(batch["input_ids"], vocabulary, model.splicer, per_sample)
+
+
+def reference_loss(model: Reg2RG, batch: Mapping[str, Any]) -> torch.Tensor:
+    """The official code's loss of a (padded) batch, forward and backward through ``reference_embeds`` (the
+    table holds trainable rows, so its gradient is computed)."""
+    embeds = reference_embeds(model, batch)
     return model.llm(inputs_embeds=embeds, attention_mask=batch["attention_mask"], labels=batch["labels"]).loss

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import yaml
 from accelerate.utils import send_to_device
 
 from reg2rg.models import Reg2RG
+from reg2rg.models.llm import activation_checkpointing
 from reg2rg.training.batching import Batching
 from reg2rg.training.distributed import accelerator_session
 
@@ -60,6 +61,11 @@ def training_sample(model: Reg2RG, geometry: Geometry, generator: torch.Generato
     }
 
 
+def stacked(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Batches of one sample (``training_sample``, all equally long) as one batch: every tensor concatenated."""
+    return {key: torch.cat([sample[key] for sample in samples]) for key in samples[0]}
+
+
 def padded(batch: Mapping[str, Any], length: int, pad_id: int) -> dict[str, Any]:
     """``batch`` right-padded to ``length`` tokens, as the official code pads every sample."""
     extra = length - batch["input_ids"].shape[1]
@@ -69,7 +75,7 @@ def padded(batch: Mapping[str, Any], length: int, pad_id: int) -> dict[str, Any]
     return {**batch, **{key: torch.nn.functional.pad(batch[key], (0, extra), value=value) for key, value in fill.items()}}
 
 
-def _time_steps(step: Callable[[], None], steps: int, warmup: int, device: torch.device) -> list[float]:
+def time_steps(step: Callable[[], None], steps: int, warmup: int, device: torch.device) -> list[float]:
     """Seconds of each of ``steps`` steps after ``warmup`` untimed ones."""
     seconds = []
     for index in range(warmup + steps):
@@ -82,12 +88,25 @@ def _time_steps(step: Callable[[], None], steps: int, warmup: int, device: torch
     return seconds
 
 
+def device_and_precision() -> tuple[torch.device, str]:
+    """The GPU with bf16 where there is one (Accelerate's mixed-precision name), else the CPU in float32."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return device, "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+
+
+def design_loss(accelerator, prepared: torch.nn.Module, design: str, batch: dict[str, Any]) -> torch.Tensor:
+    """The training loss of ``batch`` in ``design`` ("ours" or "reference")."""
+    if design == "ours":
+        return prepared(**batch).loss
+    with accelerator.autocast():  # Accelerate autocasts inside the prepared model's forward only
+        return reference_loss(accelerator.unwrap_model(prepared), batch)
+
+
 def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_config: str | None = None,
         json_path: str | None = None) -> dict:
     """Time both designs; writes ``json_path`` when given and returns the figures."""
     shapes = GEOMETRIES[geometry]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    mixed_precision = "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "no"
+    device, mixed_precision = device_and_precision()
     deepspeed = yaml.safe_load(Path(deepspeed_config).read_text(encoding="utf-8")) if deepspeed_config else None
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -99,7 +118,7 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
     figures: dict[str, Any] = {
         "geometry": geometry, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "mixed_precision": mixed_precision, "zero_stage": (deepspeed or {}).get("zero_optimization", {}).get("stage"),
-        "activation_checkpointing": model.llm.is_activation_checkpointing, "steps": steps, "warmup": warmup,
+        "activation_checkpointing": activation_checkpointing(model.llm), "steps": steps, "warmup": warmup,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "build_seconds": round(build_seconds, 1),
     }
@@ -108,10 +127,7 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
         prepared, optimizer = accelerator.prepare(model, torch.optim.AdamW(trainable, lr=5e-5))
 
         def loss_of(name: str, batch: dict[str, Any]) -> torch.Tensor:
-            if name == "ours":
-                return prepared(**batch).loss
-            with accelerator.autocast():  # Accelerate autocasts inside the prepared model's forward only
-                return reference_loss(accelerator.unwrap_model(prepared), batch)
+            return design_loss(accelerator, prepared, name, batch)
 
         for name, batch in batches.items():
             batch = send_to_device(batch, device)
@@ -123,7 +139,7 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
 
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            seconds = statistics.median(_time_steps(step, steps, warmup, device))
+            seconds = statistics.median(time_steps(step, steps, warmup, device))
             tokens = int(batch["attention_mask"].sum())
             figures[name] = {
                 "tokens_per_sample": tokens,

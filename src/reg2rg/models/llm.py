@@ -91,7 +91,7 @@ def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase,
         model = AutoModelForCausalLM.from_config(architecture, dtype=dtype, trust_remote_code=trust_remote_code,
                                                  **config.extra)
     if config.activation_checkpointing and model.supports_gradient_checkpointing:
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        set_activation_checkpointing(model, True)
     model.requires_grad_(config.tuning == "full")
     if config.tuning == "lora":
         from peft import LoraConfig, get_peft_model
@@ -105,3 +105,23 @@ def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase,
         )
         model = get_peft_model(model, lora)
     return model
+
+
+def set_activation_checkpointing(model: PreTrainedModel, enabled: bool) -> None:
+    """Activation checkpointing (non-reentrant) on or off; transformers 5.17 names it gradient checkpointing."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if enabled:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif enabled:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def activation_checkpointing(model: PreTrainedModel) -> bool:
+    """Whether activation checkpointing is on (either transformers name)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        return bool(model.is_activation_checkpointing)
+    return bool(model.is_gradient_checkpointing)
