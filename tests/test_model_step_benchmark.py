@@ -42,4 +42,3 @@ def test_both_designs_train_and_are_timed(tmp_path):
         assert figures[design]["tokens_per_sample"] == TINY.sample_tokens
         assert figures[design]["samples_per_s"] > 0 and figures[design]["peak_memory_gib"] is None
         assert figures[design]["gradient_norm"] > 0  # the design trains
-    assert figures["speedup"] == round(figures["reference"]["seconds_per_step"] / figures["ours"]["seconds_per_step"], 2)
