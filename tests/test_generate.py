@@ -82,6 +82,7 @@ def test_generate_script_config_end_to_end(dataset, tmp_path):
     assert len(_rows(out)) == len(dataset)
 
 
+@pytest.mark.slow
 def test_generate_takes_the_data_settings_of_the_checkpoints_run(dataset, tmp_path):
     """Without data=..., generate.py reads the data of the run that wrote the checkpoint (<run>/config.yaml),
     as after the demo; a checkpoint outside a run folder gets an error that says what to pass."""

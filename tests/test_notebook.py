@@ -26,6 +26,7 @@ def test_notebook_is_stored_without_outputs():
             assert cell.outputs == [] and cell.execution_count is None, "strip the notebook's outputs before committing"
 
 
+@pytest.mark.slow
 def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     checkpoint = save_checkpoint(tiny_model(), tmp_path / "checkpoint")
     cache = synthetic_cache(tmp_path / "synthetic", n_valid=1)

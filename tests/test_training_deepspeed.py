@@ -44,6 +44,7 @@ print(json.dumps({{"first": logged(first["run_dir"]), "resumed": logged(resumed[
 """
 
 
+@pytest.mark.slow
 def test_zero2_trains_checkpoints_and_resumes_in_one_cpu_process(tiny_data, tmp_path):
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER.format(tests=str(REPO / "tests")))

@@ -50,6 +50,7 @@ def test_a_bad_local_rank_is_named():
         strip_local_rank(["train.py", "--local_rank"])
 
 
+@pytest.mark.slow
 def test_multirun_sweeps_an_ablation_under_a_deepspeed_style_argv(tiny_data, tmp_path):
     """``deepspeed`` appends --local_rank=N; Hydra runs both jobs of the sweep in one process."""
     sweep = tmp_path / "sweep"
@@ -94,6 +95,7 @@ def last_checkpoint_step(run: Path, output: str) -> int:
     return json.loads((checkpoints[-1] / STATE_FILE).read_text())["step"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("processes", "signum", "whom"), [
     (1, signal.SIGTERM, "launcher"),
     (2, signal.SIGTERM, "launcher"),  # the launching process passes SIGTERM on to its workers
@@ -118,6 +120,7 @@ def test_a_stop_signal_writes_a_checkpoint_before_the_process_exits(tiny_data, t
     assert last_checkpoint_step(run, output) == max(logged(run)) >= 2
 
 
+@pytest.mark.slow
 def test_the_processes_checkpoint_and_stop_when_their_launcher_is_killed(tiny_data, tmp_path):
     """SIGKILL (or the OOM killer) gives the launcher no chance to pass anything on: the workers get SIGTERM
     from the kernel when it dies (PR_SET_PDEATHSIG) instead of training on alone."""
@@ -204,6 +207,7 @@ def test_ctrl_c_pressed_again_a_while_later_kills_the_processes(monkeypatch):
     assert [(worker.returncode, worker.stdout.read().split()) for worker in workers] == [(-signal.SIGKILL, ["2"])] * 2
 
 
+@pytest.mark.slow
 def test_torchrun_on_two_cpu_processes_resumes_on_the_same_curve(tiny_data, tmp_path):
     """DDP over gloo: each process writes its RNG state into the shared checkpoint; a resume restores all.
 

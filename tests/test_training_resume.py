@@ -130,6 +130,7 @@ def test_a_signal_arriving_during_the_agreement_is_not_lost(tiny_data, tmp_path,
     assert result["metrics"] is None
 
 
+@pytest.mark.slow
 def test_a_finished_run_resumed_keeps_its_predictions_and_a_further_one_redoes_them(tiny_data, tmp_path, monkeypatch):
     """Re-running a finished run (a sweep restarted with resume=latest) trains nothing and generates nothing."""
     first = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8")

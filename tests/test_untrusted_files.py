@@ -225,6 +225,7 @@ print(json.dumps(outcome))
 """
 
 
+@pytest.mark.slow
 def test_deepspeed_resume_refuses_a_pickle_in_its_files(tiny_data, tmp_path):
     pytest.importorskip("deepspeed", reason="DeepSpeed is the optional extra: pip install -e .[deepspeed]")
     runner = tmp_path / "runner.py"
