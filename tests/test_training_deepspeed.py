@@ -23,8 +23,9 @@ RUNNER = """
 import json, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
+import collections
 import deepspeed.ops
-deepspeed.ops.__compatible_ops__ = {{}}  # build no C++ op
+deepspeed.ops.__compatible_ops__ = collections.defaultdict(bool)  # build no C++ op (any lookup: False)
 
 from test_training_helpers import OFFLINE_PAPER, TINY_TRAINER, compose_train, data_overrides, logged
 from reg2rg.training import train

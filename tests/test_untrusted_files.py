@@ -75,7 +75,7 @@ def remote_checkpoint(tmp_path):
     remote = remote_code_folder(tmp_path / "remote", marker)
     checkpoint = save_checkpoint(tiny_model(), tmp_path / "checkpoint")
     config = json.loads((checkpoint / CONFIG).read_text())
-    config["llm"].update(name_or_path=str(remote), architecture=None, extra={"trust_remote_code": True})
+    config["model"]["llm"].update(name_or_path=str(remote), architecture=None, extra={"trust_remote_code": True})
     (checkpoint / CONFIG).write_text(json.dumps(config))
     write_digests(checkpoint)  # digests are no defence against a crafted checkpoint: they may match
     return checkpoint, remote, marker
@@ -188,10 +188,11 @@ DEEPSPEED_RUNNER = """
 import json, os, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
+import collections
 import deepspeed.ops
-deepspeed.ops.__compatible_ops__ = {{}}  # build no C++ op
+deepspeed.ops.__compatible_ops__ = collections.defaultdict(bool)  # build no C++ op (any lookup: False)
 import torch
-from deepspeed.runtime.checkpoint_engine import TorchCheckpointEngine
+from deepspeed.runtime.checkpoint_engine.torch_checkpoint_engine import TorchCheckpointEngine
 
 from test_training_helpers import OFFLINE_PAPER, TINY_TRAINER, compose_train, data_overrides
 from test_untrusted_files import Payload
