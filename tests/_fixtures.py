@@ -7,14 +7,30 @@ from __future__ import annotations
 
 import csv
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 import SimpleITK as sitk
+
+from reg2rg.data.errors import StudyError
 
 SHAPE = (16, 16, 8)  # (X, Y, Z)
 BODY = (slice(3, 13), slice(4, 12), slice(1, 7))  # the soft-tissue box of ct_array
+
+
+@contextmanager
+def expect_error(kind: str, path: Path, *phrases: str):
+    """Expect a StudyError of ``kind`` that names ``path`` and whose problem says every phrase."""
+    with pytest.raises(StudyError) as info:
+        yield info
+    error = info.value
+    assert error.kind == kind, str(error)
+    assert error.path == str(path) and str(error).startswith(str(path))
+    for phrase in phrases:
+        assert phrase in error.problem, f"{phrase!r} not in {error.problem!r}"
 
 
 def ct_array(shape: tuple[int, ...] = SHAPE) -> np.ndarray:

@@ -4,7 +4,6 @@ or the counted skip under policy "skip" and the raise under policy "strict"."""
 from __future__ import annotations
 
 import gzip
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from _fixtures import (
     SHAPE,
     box_mask,
     ct_array,
+    expect_error,
     radgenome_mask_folder,
     radgenome_volume_path,
     report_rows,
@@ -29,18 +29,6 @@ from reg2rg.data.masks import drop_empty_regions, load_region_mapping, read_regi
 from reg2rg.data.readers import CTRGReader, ManifestReader, RadGenomeReader
 from reg2rg.data.records import LabelMap, MaskFolder
 from reg2rg.data.volumes import Volume, read_volume
-
-
-@contextmanager
-def expect_error(kind: str, path: Path, *phrases: str):
-    """Expect a StudyError of ``kind`` that names ``path`` and whose problem says every phrase."""
-    with pytest.raises(StudyError) as info:
-        yield info
-    error = info.value
-    assert error.kind == kind, str(error)
-    assert error.path == str(path) and str(error).startswith(str(path))
-    for phrase in phrases:
-        assert phrase in error.problem, f"{phrase!r} not in {error.problem!r}"
 
 
 def reference() -> Volume:
@@ -142,7 +130,7 @@ def test_mask_on_a_coarser_shifted_grid_is_resampled(tmp_path):
     affine[:3, 3] = 0.5  # coarse voxel k covers fine voxels 2k and 2k + 1
     path = write_nifti(tmp_path / "seg" / "lung.nii.gz", coarse, affine)
 
-    masks = read_region_masks(folder_source(path.parent, ["lung"]), reference())
+    masks = read_region_masks(folder_source(path.parent, ["lung"]), reference(), grid="resample")
 
     expected = coarse.repeat(2, 0).repeat(2, 1).repeat(2, 2).astype(bool)
     assert masks["lung"].shape == SHAPE and np.array_equal(masks["lung"], expected)
@@ -154,15 +142,16 @@ def test_mask_stored_with_a_flipped_axis_is_resampled(tmp_path):
     flipped[0, 3] = SHAPE[0] - 1  # same world positions, x stored in reverse
     path = write_nifti(tmp_path / "seg" / "lung.nii.gz", mask[::-1].copy(), flipped)
 
-    masks = read_region_masks(folder_source(path.parent, ["lung"]), reference())
+    masks = read_region_masks(folder_source(path.parent, ["lung"]), reference(), grid="resample")
     assert np.array_equal(masks["lung"], mask.astype(bool))
 
 
-def test_mask_grid_mismatch_is_rejected_on_request(tmp_path):
+def test_mask_grid_mismatch_is_rejected_by_default(tmp_path):
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     path = write_nifti(tmp_path / "seg" / "lung.nii.gz", np.ones((8, 8, 4), np.uint8), affine)
-    with expect_error("grid_mismatch", path, "shape (8, 8, 4), spacing [2.0, 2.0, 2.0]", "shape (16, 16, 8), spacing [1.0, 1.0, 1.0]"):
-        read_region_masks(folder_source(path.parent, ["lung"]), reference(), grid="reject")
+    both_grids = ("shape (8, 8, 4), spacing [2.0, 2.0, 2.0]", "shape (16, 16, 8), spacing [1.0, 1.0, 1.0]", "of the volume ct.nii.gz")
+    with expect_error("grid_mismatch", path, *both_grids, "data.grid=resample"):
+        read_region_masks(folder_source(path.parent, ["lung"]), reference())
 
 
 # 5. corrupt .gz --------------------------------------------------------------------------------------
@@ -223,8 +212,9 @@ def test_unknown_region_names_are_counted_as_ignored(tmp_path):
 
     assert len(index.records) == 1 and list(index.records[0].masks.files) == ["lung"]
     assert index.ignored == {
-        "anatomy 'left lung'": 2,
+        "anatomy 'left lung'": 1,
         "anatomy 'right lung'": 1,
+        "duplicate report row (dropped)": 1,  # the second 'left lung' row repeats the first
         "mask file 'left lung.nii.gz'": 1,
         "mask file 'lung_nodules.nii.gz'": 1,
     }

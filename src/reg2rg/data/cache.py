@@ -3,9 +3,9 @@
 One ``<study_id>.npz`` per study (an uncompressed zip of uint8 blobs, read with
 ``allow_pickle=False``), written under a temporary name and renamed into place:
 
-- ``meta``: JSON (format version, source grid, the image foreground box, per-region boxes,
-  dropped regions and why, the parameters the precomputed arrays were made with, and the
-  dtype and shape of every array);
+- ``meta``: JSON (format version, the study id, source grid, the image foreground box, per-region
+  boxes, dropped and resampled regions, the parameters the precomputed arrays were made with, and
+  the dtype, shape and SHA-256 of every array: a damaged or swapped file is found when read);
 - ``volume``: int16 HU cropped to the image foreground box, at full resolution;
 - ``mask_<i>``: region i's mask (i indexes ``REGIONS``), bit-packed, cropped to its own box;
 - ``image`` / ``texture_<i>`` / ``geometry_<i>``: the global image, the LFD texture crops and
@@ -19,6 +19,7 @@ computed from the full-resolution arrays instead (slower, the same values as the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from functools import cached_property
@@ -29,14 +30,14 @@ import torch
 
 from reg2rg.constants import REGIONS
 from reg2rg.data import codec
-from reg2rg.data.errors import StudyError
+from reg2rg.data.errors import MAX_VOXELS, StudyError
 from reg2rg.data.preprocessing import Box, PreprocessConfig, bin_volumes, box_slices, foreground_box, resize, window
 from reg2rg.data.records import StudyRecord
 from reg2rg.files import atomic_path
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def _key(kind: str, region: str) -> str:
@@ -96,8 +97,13 @@ class _Writer:
 
     def add(self, key: str, array: np.ndarray) -> None:
         is_mask = array.dtype == bool
-        self.blobs[key] = codec.encode_mask(array) if is_mask else codec.encode(array)
-        self.table[key] = {"dtype": "bool" if is_mask else str(array.dtype), "shape": list(array.shape)}
+        blob = codec.encode_mask(array) if is_mask else codec.encode(array)
+        self.blobs[key] = blob
+        self.table[key] = {"dtype": "bool" if is_mask else str(array.dtype), "shape": list(array.shape), "sha256": _sha256(blob)}
+
+
+def _sha256(blob: np.ndarray) -> str:
+    return hashlib.sha256(blob).hexdigest()
 
 
 def source_signature(record: StudyRecord) -> list[list] | None:
@@ -110,15 +116,21 @@ def source_signature(record: StudyRecord) -> list[list] | None:
     return [[name, stat.st_size, stat.st_mtime_ns] for name, stat in stats]
 
 
-def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str = "resample") -> dict:
-    """Decode, validate and cache one study; returns its meta. Raises StudyError on bad input."""
-    from reg2rg.data.masks import read_region_masks
-    from reg2rg.data.volumes import read_volume
+def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str = "reject", max_voxels: int = MAX_VOXELS) -> dict:
+    """Decode, validate and cache one study; returns its meta. Raises StudyError on bad input.
+
+    ``grid``: masks on another grid than the volume are rejected ("reject") or resampled ("resample").
+    ``max_voxels``: NIfTI headers claiming more voxels are rejected before decoding.
+    """
+    from reg2rg.data.masks import load_region_masks
+    from reg2rg.data.volumes import check_hu_plausible, read_volume
 
     source = source_signature(record)  # before reading: a file changed meanwhile makes the entry stale
-    volume = read_volume(record.volume)
+    volume = read_volume(record.volume, max_voxels)
     hu, rounded = _as_hu_int16(volume.array, str(record.volume))
-    masks = read_region_masks(record.masks, volume, list(record.region_reports), grid=grid)
+    check_hu_plausible(record.volume, hu, volume.stored_as)
+    loaded = load_region_masks(record.masks, volume, list(record.region_reports), grid, max_voxels)
+    masks = loaded.masks
     box = foreground_box(hu > cfg.foreground_hu)
     if box is None:
         raise StudyError(record.volume, f"no voxel above {cfg.foreground_hu} HU: nothing to crop", kind="all_air")
@@ -135,7 +147,8 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
         mask = masks[region][box_slices(box)]
         mask_box = foreground_box(mask)
         if mask_box is None:
-            dropped[region] = "empty mask"
+            outside = f"mask entirely outside the box of the voxels above {cfg.foreground_hu:g} HU"
+            dropped[region] = outside if masks[region].any() else "empty mask"
             continue
         texture_box = foreground_box(mask & (crop > cfg.foreground_hu))
         if texture_box is None:
@@ -162,6 +175,7 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
         "source": source,
         "regions": regions,
         "dropped": dropped,
+        "resampled": loaded.resampled,
         "arrays": out.table,
     }
     write_npz(path, meta, out.blobs)
@@ -185,14 +199,29 @@ def _into(values: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
 
 
 class CachedStudy:
-    """Read access to one cached study."""
+    """Read access to one cached study.
 
-    def __init__(self, path: str | Path):
+    ``study_id``: the study the file must hold (a file swapped for another study's is an error).
+    Every array is checked against the SHA-256 in the meta when it is read.
+    """
+
+    def __init__(self, path: str | Path, study_id: str | None = None):
         self.path = Path(path)
         self._npz = np.load(self.path, allow_pickle=False)
-        self.meta = json.loads(self._npz["meta"].tobytes())
-        if self.meta.get("version") != CACHE_VERSION:
-            raise StudyError(self.path, f"cache format {self.meta.get('version')} != {CACHE_VERSION}: rebuild it with scripts/preprocess.py", kind="stale_cache")
+        try:
+            self.meta = json.loads(self._npz["meta"].tobytes())
+            if self.meta.get("version") != CACHE_VERSION:
+                raise StudyError(self.path, f"cache format {self.meta.get('version')} != {CACHE_VERSION}: rebuild it with scripts/preprocess.py", kind="stale_cache")
+            if study_id is not None and self.meta.get("study_id") != study_id:
+                raise StudyError(
+                    self.path,
+                    f"the cache file holds study {self.meta.get('study_id')!r}, not {study_id!r} as its index says: it was "
+                    "replaced or copied over; scripts/preprocess.py rebuilds it",
+                    kind="wrong_study",
+                )
+        except BaseException:
+            self._npz.close()
+            raise
         self.crop_shape = _shape(self.meta["box"])
 
     @property
@@ -202,9 +231,17 @@ class CachedStudy:
 
     def _array(self, key: str) -> np.ndarray:
         spec = self.meta["arrays"][key]
+        blob = self._npz[key]
+        if _sha256(blob) != spec["sha256"]:
+            raise StudyError(
+                self.path,
+                f"array '{key}' does not match its SHA-256 in the meta: the cache file is damaged; delete it and run "
+                "scripts/preprocess.py, which rebuilds missing files",
+                kind="corrupt_cache",
+            )
         if spec["dtype"] == "bool":
-            return codec.decode_mask(self._npz[key], tuple(spec["shape"]))
-        return codec.decode(self._npz[key], spec["dtype"], tuple(spec["shape"]))
+            return codec.decode_mask(blob, tuple(spec["shape"]))
+        return codec.decode(blob, spec["dtype"], tuple(spec["shape"]))
 
     def _box(self, region: str, kind: str) -> Box:
         return tuple(map(tuple, self.meta["regions"][region][f"{kind}_box"]))

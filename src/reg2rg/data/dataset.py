@@ -110,13 +110,14 @@ class CachedRegionDataset(Dataset):
         return regions
 
     def __getitem__(self, index: int) -> dict:
-        # A study whose cache file went bad since the build is logged, counted and replaced by
-        # the next one, so that a long epoch never dies on one file.
+        # A study whose cache file went bad since the build (unreadable, an array failing its SHA-256,
+        # another study's file) is logged, counted and replaced by the next one, so that a long epoch
+        # never dies on one file.
         for attempt in range(self.max_bad_reads):
             i = (index + attempt) % len(self.entries)
             entry = self.entries[i]
             try:
-                with CachedStudy(self.cache_dir / entry["file"]) as study:
+                with CachedStudy(self.cache_dir / entry["file"], entry["study_id"]) as study:
                     return load_sample(study, entry, self.cfg, self.region_order(i), self.lfd)
             except Exception as error:  # noqa: BLE001 - any unreadable file is the same problem here
                 self.bad_reads[entry["study_id"]] = f"{type(error).__name__}: {error}"

@@ -18,6 +18,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 POLICIES = ("skip", "strict")
+MAX_VOXELS = 1024 * 1024 * 2048  # default data.max_voxels: a NIfTI header claiming more voxels is not believed
 
 
 class StudyError(ValueError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import yaml
 from scipy import ndimage
 
 from reg2rg.constants import REGIONS, canonical_region
-from reg2rg.data.errors import StudyError
+from reg2rg.data.errors import MAX_VOXELS, StudyError
 from reg2rg.data.records import LabelMap, MaskFolder, MaskSource
 from reg2rg.data.volumes import Volume, read_nifti, require_file
 
@@ -26,24 +27,44 @@ GRID_POLICIES = ("resample", "reject")
 GRID_TOLERANCE_MM = 1e-3  # affines closer than this (every entry) describe the same grid
 
 
+@dataclass
+class RegionMasks:
+    """Masks on the volume grid and the regions whose mask was resampled onto it (grid policy resample)."""
+
+    masks: dict[str, np.ndarray] = field(default_factory=dict)  # region -> bool (X, Y, Z)
+    resampled: list[str] = field(default_factory=list)
+
+
 def read_region_masks(
     source: MaskSource,
     reference: Volume,
     regions: Iterable[str] = REGIONS,
-    grid: str = "resample",
+    grid: str = "reject",
+    max_voxels: int = MAX_VOXELS,
 ) -> dict[str, np.ndarray]:
     """Boolean (X, Y, Z) masks on ``reference``'s grid for the requested regions that ``source`` has.
 
-    A mask on another grid is resampled by nearest neighbour through the two affines
-    (``grid="resample"``) or rejected (``grid="reject"``). Empty masks are returned as they
-    are; ``drop_empty_regions`` removes them.
+    A mask on another grid is rejected (``grid="reject"``, a ``grid_mismatch`` error) or resampled
+    by nearest neighbour through the two affines (``grid="resample"``). Empty masks are returned
+    as they are; ``drop_empty_regions`` removes them.
     """
+    return load_region_masks(source, reference, regions, grid, max_voxels).masks
+
+
+def load_region_masks(
+    source: MaskSource,
+    reference: Volume,
+    regions: Iterable[str] = REGIONS,
+    grid: str = "reject",
+    max_voxels: int = MAX_VOXELS,
+) -> RegionMasks:
+    """``read_region_masks`` that also says which regions it resampled."""
     if grid not in GRID_POLICIES:
         raise ValueError(f"unknown grid policy {grid!r}; expected one of {GRID_POLICIES}")
     wanted = _canonical(regions)
     if isinstance(source, LabelMap):
-        return _from_label_map(source, reference, wanted, grid)
-    return _from_folder(source, reference, wanted, grid)
+        return _from_label_map(source, reference, wanted, grid, max_voxels)
+    return _from_folder(source, reference, wanted, grid, max_voxels)
 
 
 def drop_empty_regions(masks: dict[str, np.ndarray], where: str | Path) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -126,24 +147,24 @@ def _canonical(regions: Iterable[str]) -> list[str]:
     return [canonical_region(name) for name in names]
 
 
-def _from_folder(source: MaskFolder, reference: Volume, regions: list[str], grid: str) -> dict[str, np.ndarray]:
-    masks, resampled = {}, []
+def _from_folder(source: MaskFolder, reference: Volume, regions: list[str], grid: str, max_voxels: int) -> RegionMasks:
+    out = RegionMasks()
     for region in regions:
         if region not in source.files:
             continue
         path = require_file(source.files[region], what=f"mask of region '{region}'", missing_kind="missing_mask")
-        array, affine = read_nifti(path)
+        array, affine = read_nifti(path, max_voxels)
         mask = _binary(path, array)
         if not same_grid(mask.shape, affine, reference):
             mask = _to_reference(path, mask, affine, reference, grid)
-            resampled.append(region)
-        masks[region] = mask
-    if resampled:
-        log.info("%s: resampled masks %s to the volume grid (nearest neighbour)", source.location, resampled)
-    return masks
+            out.resampled.append(region)
+        out.masks[region] = mask
+    if out.resampled:
+        log.info("%s: resampled masks %s to the volume grid (nearest neighbour)", source.location, out.resampled)
+    return out
 
 
-def _from_label_map(source: LabelMap, reference: Volume, regions: list[str], grid: str) -> dict[str, np.ndarray]:
+def _from_label_map(source: LabelMap, reference: Volume, regions: list[str], grid: str, max_voxels: int) -> RegionMasks:
     if not source.classes:
         raise StudyError(
             source.path,
@@ -151,23 +172,25 @@ def _from_label_map(source: LabelMap, reference: Volume, regions: list[str], gri
             kind="no_mapping",
         )
     path = require_file(source.path, what="label map", missing_kind="missing_mask")
-    labels, affine = read_nifti(path)
+    labels, affine = read_nifti(path, max_voxels)
     if labels.dtype.kind == "f":
         if not np.array_equal(labels, np.round(labels)):
             raise StudyError(path, "label map holds non-integer values; write class ids as integers", kind="not_label_map")
         labels = labels.astype(np.int32)
     if labels.min() < 0:
         raise StudyError(path, f"label map holds negative values (min {labels.min()}); class ids must be >= 0", kind="not_label_map")
-    if not same_grid(labels.shape, affine, reference):
+    resampled = not same_grid(labels.shape, affine, reference)
+    if resampled:
         labels = _to_reference(path, labels, affine, reference, grid)
         log.info("%s: resampled the label map to the volume grid (nearest neighbour)", path)
     member = np.zeros(int(labels.max()) + 1, dtype=bool)  # (max label + 1,): label value -> in the region
-    masks = {}
+    out = RegionMasks()
     for region in (region for region in regions if region in source.classes):
         member[:] = False
         member[[value for value in source.classes[region] if value < member.size]] = True
-        masks[region] = member[labels]
-    return masks
+        out.masks[region] = member[labels]
+    out.resampled = list(out.masks) if resampled else []
+    return out
 
 
 def _binary(path: Path, array: np.ndarray) -> np.ndarray:
@@ -188,7 +211,8 @@ def _to_reference(path: Path, array: np.ndarray, affine: np.ndarray, reference: 
         raise StudyError(
             path,
             f"mask grid {_describe(array.shape, affine)} differs from the grid {_describe(reference.shape, reference.affine)} "
-            f"of the volume {reference.path}; write the masks on the volume grid or use grid='resample'",
+            f"of the volume {reference.path}; write the masks on the volume grid, or set data.grid=resample to resample "
+            "them (nearest neighbour)",
             kind="grid_mismatch",
         )
     return resample_nearest(array, affine, reference)

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from reg2rg.data.build import build_cache
+from reg2rg.data.errors import MAX_VOXELS
 from reg2rg.data.preprocessing import PreprocessConfig
 from reg2rg.files import atomic_write_bytes
 
@@ -74,6 +75,6 @@ def prepare_dataset(data_cfg: DictConfig, splits: list[str], workers: int = 1, s
     reports = {}
     for split in splits:
         index = reader.read(split)
-        reports[split] = build_cache(index.records, data_cfg.cache_dir, split, cfg, workers=workers, grid=data_cfg.grid, skips=index.skips)
-        reports[split]["ignored"] = dict(index.ignored)
+        reports[split] = build_cache(index.records, data_cfg.cache_dir, split, cfg, workers=workers, grid=data_cfg.grid,
+                                     skips=index.skips, max_voxels=data_cfg.get("max_voxels", MAX_VOXELS), ignored=index.ignored)
     return reports

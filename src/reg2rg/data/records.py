@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# A study id names its cache file, so it must be a plain file name (no '.', '..', hidden file or separator).
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
+SAFE_ID_RULE = "use letters, digits, '.', '_' and '-' only, not starting with '.' (at most 200 characters)"
+
+
+def unsafe_id_reason(study_id: str) -> str | None:
+    """Why ``study_id`` cannot name a file in the cache folder, or None when it can."""
+    if _SAFE_ID.fullmatch(study_id):
+        return None
+    if "/" in study_id or "\\" in study_id:
+        return f"study id {study_id!r} contains a path separator"
+    if study_id in (".", ".."):
+        return f"study id {study_id!r} names a folder, not a study"
+    if len(study_id) > 200:
+        return f"study id of {len(study_id)} characters is longer than 200"
+    return f"study id {study_id!r} is not a plain file name"
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ class StudyRecord:
     region_reports: dict[str, str]
     report: str = ""
     labels: dict[str, int] = field(default_factory=dict)
+    unmasked_regions: tuple[str, ...] = ()  # reported regions left out because they have no mask
 
     def source_files(self) -> list[Path]:
         """The files the study is read from: the volume (each file of a DICOM folder) and its reported regions' masks."""

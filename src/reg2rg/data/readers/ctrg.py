@@ -8,16 +8,20 @@ split each report into regions with an LLM; until region reports exist (a RadGen
 from __future__ import annotations
 
 import logging
+import os
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
 from reg2rg.data.errors import SkipLog, StudyError
 from reg2rg.data.readers.common import (
+    RegionReports,
     StudyIndex,
     StudyText,
     build_record,
+    check_study_id,
     find_duplicates,
     read_region_reports,
     read_table,
@@ -99,32 +103,49 @@ class CTRGReader:
         table = read_table(self.report_table, (self.id_column, self.report_column), self.encoding)
         ids = [volume_id(name) for name in table[self.id_column]]
         reports = dict(zip(ids, table[self.report_column]))
+        first_row: dict[str, int] = {}
+        for row, sid in enumerate(ids, start=1):
+            first_row.setdefault(sid, row)
         if "" in reports:
             index.ignored["row without a study id"] += ids.count("")
         duplicates = find_duplicates(self.report_table, ((sid, f"row {row + 1}") for row, sid in enumerate(ids) if sid))
-        region_texts = self._region_texts(set(ids), index.ignored)
+        region = self._region_reports(set(ids), index.ignored)
+        orphans = len(self.volumes_on_disk().keys() - set(ids))
+        if orphans:
+            index.ignored[f"volume without a row in {self.report_table.name}"] += orphans
         for study_id in self.split_ids(sid for sid in ids if sid)[split]:
-            if study_id in duplicates:
-                index.skips.record(study_id, duplicates[study_id])
+            problem = (duplicates.get(study_id) or check_study_id(study_id, self.report_table, f"row {first_row[study_id]}")
+                       or region.problems.get(study_id))
+            if problem is not None:
+                index.skips.record(study_id, problem)
                 continue
-            split_text = region_texts.get(study_id, StudyText())
+            split_text = region.texts.get(study_id, StudyText())
             text = StudyText(reports[study_id].strip() or split_text.report, split_text.regions)
             index.add(study_id, self._record, split, study_id, text, index.ignored)
         return index.log_summary(self.report_table, split)
 
-    def _region_texts(self, known_ids: set[str], ignored: Counter) -> dict[str, StudyText]:
+    def volumes_on_disk(self) -> dict[str, Path]:
+        """Study id -> volume of every file or folder that ``volume_pattern`` matches."""
+        folder, _, name = self.volume_pattern.rpartition("/")
+        matcher = re.compile(re.escape(name).replace(re.escape("{id}"), "(.+)"))
+        base = self.root / folder
+        if "{id}" in folder or not base.is_dir():
+            return {}
+        return {match[1]: base / entry for entry in sorted(os.listdir(base)) if (match := matcher.fullmatch(entry))}
+
+    def _region_reports(self, known_ids: set[str], ignored: Counter) -> RegionReports:
         if self.region_report_csv is None:
             log.warning(
                 "%s: no region_report_csv, so every study will be skipped (no_region_report): split the reports into "
                 "the 10 regions first (the paper used an LLM), see data/README.md",
                 self.report_table,
             )
-            return {}
-        texts = read_region_reports(self.region_report_csv, ignored, self.encoding)
-        unknown = len(texts.keys() - known_ids)
+            return RegionReports()
+        reports = read_region_reports(self.region_report_csv, ignored, self.encoding, known_ids)
+        unknown = len(reports.texts.keys() - known_ids)
         if unknown:
             ignored["region reports of a study not in the report table"] += unknown
-        return texts
+        return reports
 
     def _record(self, split: str, study_id: str, text: StudyText, ignored: Counter) -> StudyRecord:
         source = self.region_report_csv or self.report_table

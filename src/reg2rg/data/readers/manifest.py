@@ -1,7 +1,8 @@
 """A generic manifest (CSV or JSONL) for bringing your own volumes, masks and reports.
 
 One row per study. Fields (data/README.md has examples):
-    study_id, split, volume        required; ids are unique across the whole manifest
+    study_id, split, volume        required; ids are unique across the whole manifest and plain
+                                   file names (letters, digits, '.', '_', '-'; not '.' or '..')
     masks                          a folder of per-region NIfTI files (<region>.nii.gz), or
     label_map [+ mapping]          an integer label map and its class-to-region YAML
                                    (per row, or the reader's ``mapping`` for every row)
@@ -24,6 +25,7 @@ from reg2rg.data.readers.common import (
     StudyIndex,
     StudyText,
     build_record,
+    check_study_id,
     find_duplicates,
     read_table,
     read_text,
@@ -67,7 +69,11 @@ class ManifestReader:
         for study_id in dict.fromkeys(fields["study_id"] for _, fields in rows if fields["study_id"] in duplicates):
             index.skips.record(study_id, duplicates[study_id])  # once per id, however many copies
         for where, fields in rows:
-            if fields["study_id"] not in duplicates:
+            if fields["study_id"] in duplicates:
+                continue
+            if (bad_id := check_study_id(fields["study_id"], self.path, where)) is not None:
+                index.skips.record(fields["study_id"], bad_id)
+            else:
                 index.add(fields["study_id"], self._record, where, fields, index.ignored)
         return index.log_summary(self.path, split)
 

@@ -62,14 +62,27 @@ class RadGenomeReader:
                              "radgenome_files/ and <split>_preprocessed/ (see data/README.md)", kind="missing")
         index = StudyIndex(skips=SkipLog(self.policy))
         csv = self.report_csv or self.root / "radgenome_files" / REPORT_CSVS[split]
-        texts = read_region_reports(csv, index.ignored, self.encoding)
+        volumes = self.volumes_on_disk(split)
+        reports = read_region_reports(csv, index.ignored, self.encoding, known_ids=volumes)
         labels = self._labels(split, index.ignored)
-        for study_id, text in texts.items():
+        for study_id, error in reports.problems.items():
+            if study_id.startswith(f"{split}_"):
+                index.skips.record(study_id, error)
+        for study_id, text in reports.texts.items():
             if not study_id.startswith(f"{split}_"):
                 index.ignored["volume of another split"] += 1
-                continue
-            index.add(study_id, self._record, split, study_id, text, csv, labels.get(study_id), index.ignored)
+            elif study_id not in reports.problems:
+                index.add(study_id, self._record, split, study_id, text, csv, labels.get(study_id), index.ignored)
+        for study_id, volume in volumes.items():
+            if study_id not in reports.texts and study_id not in reports.problems:
+                problem = f"no row in the report CSV {csv}: the study has no report; add its rows or remove the volume"
+                index.skips.record(study_id, StudyError(volume, problem, kind="no_report"))
         return index.log_summary(csv, split)
+
+    def volumes_on_disk(self, split: str) -> dict[str, Path]:
+        """Study id -> volume file of every ``<split>_preprocessed/<patient>/<scan>/<name>.nii.gz``."""
+        folder = self.root / f"{split}_preprocessed"
+        return {volume_id(path.name): path for path in sorted(folder.glob("*/*/*.nii.gz"))}
 
     def volume_path(self, split: str, study_id: str) -> Path:
         """``train_1_a_1`` -> ``<root>/train_preprocessed/train_1/train_1a/train_1_a_1.nii.gz``."""
