@@ -275,8 +275,7 @@ def _finished_run(run_dir: str, checkpoint: str | None) -> tuple[Any, str, Calla
 
     from omegaconf import OmegaConf
 
-    from reg2rg.data.dataset import CachedRegionDataset
-    from reg2rg.data.prepare import preprocessing_config
+    from reg2rg.data.dataset import dataset_from_config
     from reg2rg.models import from_pretrained
     from reg2rg.training.checkpointing import find_checkpoint
 
@@ -285,7 +284,7 @@ def _finished_run(run_dir: str, checkpoint: str | None) -> tuple[Any, str, Calla
     found = str(Path(checkpoint) if checkpoint else find_checkpoint(str(run), run / "checkpoints"))
 
     def load(split: str, count: int | None) -> list[dict]:
-        data = CachedRegionDataset(cfg.data.cache_dir, split, preprocessing_config(cfg.data), shuffle_regions=False)
+        data = dataset_from_config(cfg.data, split)  # the run's own inputs: no LFD crops for a no-LFD run
         return [data[i] for i in range(min(count or len(data), len(data)))]
 
     return from_pretrained(found), found, load
