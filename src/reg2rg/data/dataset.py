@@ -7,13 +7,17 @@ A sample (the contract the model consumes)::
     texture         float32 (R, 1, X, Y, Z)  LFD crops (lfd=False: masked uncropped volumes)
     geometry        float32 (R, 1, X, Y, Z)  uncropped region masks resized with the image, in [0, 1]
     regions         list[str] (R)            area names in prompt order (region i is regions[i])
-    region_reports  list[str] (R)
+    region_reports  list[str] (R)            '' for a region without a sentence (region set "masked")
     report          str                      the whole report
     labels          dict[str, int]           CT-RATE labels when the dataset has them
 
 Region order: shuffled on every draw when ``shuffle_regions`` (Reg2RG's region-report
 alignment), canonical otherwise. The shuffle is seeded by (seed, epoch, index), so a resumed
 run draws the same orders as an uninterrupted one.
+
+Region set: ``reported`` (regions with a usable mask and a report sentence: training, and the clean
+evaluation) or ``masked`` (every region with a usable mask, an empty report where the study has no
+sentence: the official evaluation set). A study needs a reported region either way.
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ from reg2rg.data.preprocessing import PreprocessConfig
 log = logging.getLogger(__name__)
 
 
-def usable_regions(entry: dict) -> list[str]:
-    """Canonical-order regions of a cache index entry that have both a usable mask and a report."""
+REGION_SETS = ("reported", "masked")
+
+
+def usable_regions(entry: dict, region_set: str = "reported") -> list[str]:
+    """Canonical-order regions of a cache index entry that have a usable mask and (``reported``) a report."""
+    if region_set not in REGION_SETS:
+        raise ValueError(f"region_set must be one of {REGION_SETS}, got {region_set!r}")
     usable = set(entry["regions"])
-    return [r for r in REGIONS if r in usable and entry["region_reports"].get(r)]
+    return [r for r in REGIONS if r in usable and (region_set == "masked" or entry["region_reports"].get(r))]
 
 
 def load_sample(study: CachedStudy, entry: dict, cfg: PreprocessConfig, regions: list[str], lfd: bool = True) -> dict:
@@ -57,7 +66,7 @@ def load_sample(study: CachedStudy, entry: dict, cfg: PreprocessConfig, regions:
         "texture": texture,
         "geometry": geometry,
         "regions": list(regions),
-        "region_reports": [entry["region_reports"][r] for r in regions],
+        "region_reports": [entry["region_reports"].get(r, "") for r in regions],
         "report": entry.get("report", ""),
         "labels": entry.get("labels", {}),
     }
@@ -67,7 +76,8 @@ class CachedRegionDataset(Dataset):
     """Samples of one split of a preprocessing cache (``scripts/preprocess.py`` builds it)."""
 
     def __init__(self, cache_dir: str | Path, split: str, preprocessing: PreprocessConfig | dict | None = None,
-                 lfd: bool = True, shuffle_regions: bool = True, seed: int = 0, max_bad_reads: int = 16):
+                 lfd: bool = True, shuffle_regions: bool = True, seed: int = 0, max_bad_reads: int = 16,
+                 region_set: str = "reported"):
         self.cache_dir = Path(cache_dir)
         self.split = split
         self.cfg = preprocessing if isinstance(preprocessing, PreprocessConfig) else PreprocessConfig(**(preprocessing or {}))
@@ -76,6 +86,9 @@ class CachedRegionDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         self.max_bad_reads = max_bad_reads
+        if region_set not in REGION_SETS:
+            raise ValueError(f"region_set must be one of {REGION_SETS}, got {region_set!r}")
+        self.region_set = region_set
         self.bad_reads: dict[str, str] = {}
         self.entries = [e for e in read_index(self.cache_dir, split) if usable_regions(e)]
         if not self.entries:
@@ -91,9 +104,9 @@ class CachedRegionDataset(Dataset):
     def text_sample(self, index: int) -> dict:
         """The study id, regions (canonical order) and region reports of a sample, without reading its volumes."""
         entry = self.entries[index]
-        regions = usable_regions(entry)
+        regions = usable_regions(entry, self.region_set)
         return {"study_id": entry["study_id"], "regions": regions,
-                "region_reports": [entry["region_reports"][r] for r in regions]}
+                "region_reports": [entry["region_reports"].get(r, "") for r in regions]}
 
     def leave_out(self, study_ids: set[str]) -> None:
         """Drop these studies from the split (indices shift: call before any epoch is drawn)."""
@@ -103,7 +116,7 @@ class CachedRegionDataset(Dataset):
             raise ValueError(f"{index}: no study left after leaving out {len(study_ids)}")
 
     def region_order(self, index: int) -> list[str]:
-        regions = usable_regions(self.entries[index])
+        regions = usable_regions(self.entries[index], self.region_set)
         if self.shuffle_regions:
             order = np.random.default_rng([self.seed, self.epoch, index]).permutation(len(regions))
             regions = [regions[i] for i in order]
@@ -125,9 +138,11 @@ class CachedRegionDataset(Dataset):
         raise RuntimeError(f"{self.max_bad_reads} consecutive unreadable cache files from {self.cache_dir}: rebuild the cache")
 
 
-def dataset_from_config(data_cfg: DictConfig, split: str, shuffle_regions: bool = False, seed: int = 0) -> CachedRegionDataset:
-    """A split of the cache that a ``data`` config names, at its preprocessing and its LFD setting (training
-    and generation build theirs here). Regions in canonical order unless
-    ``shuffle_regions`` (training with RRA), drawn from (``seed``, epoch, index)."""
+def dataset_from_config(data_cfg: DictConfig, split: str, shuffle_regions: bool = False, seed: int = 0,
+                        region_set: str | None = None) -> CachedRegionDataset:
+    """A split of the cache that a ``data`` config names, at its preprocessing, LFD setting and region set
+    (``region_set`` None: ``data.region_set``; training and generation build theirs here). Regions in
+    canonical order unless ``shuffle_regions`` (training with RRA), drawn from (``seed``, epoch, index)."""
     return CachedRegionDataset(data_cfg.cache_dir, split, preprocessing_config(data_cfg), lfd=data_cfg.lfd,
-                               shuffle_regions=shuffle_regions, seed=seed)
+                               shuffle_regions=shuffle_regions, seed=seed,
+                               region_set=region_set or data_cfg.get("region_set", "reported"))

@@ -76,11 +76,15 @@ class StudyRecord:
     labels: dict[str, int] = field(default_factory=dict)
     unmasked_regions: tuple[str, ...] = ()  # reported regions left out because they have no mask
 
+    def mask_only_regions(self) -> tuple[str, ...]:
+        """Regions with a mask but no report (the official evaluation reports them with an empty reference)."""
+        return tuple(region for region in self.masks.regions if region not in self.region_reports)
+
     def source_files(self) -> list[Path]:
-        """The files the study is read from: the volume (each file of a DICOM folder) and its reported regions' masks."""
+        """The files the study is read from: the volume (each file of a DICOM folder) and its region masks."""
         paths = [Path(self.volume)]
         if isinstance(self.masks, MaskFolder):
-            paths += [Path(p) for region, p in self.masks.files.items() if region in self.region_reports]
+            paths += [Path(p) for p in self.masks.files.values()]
         else:
             paths.append(Path(self.masks.path))
         return [q for p in paths for q in (sorted(p.iterdir()) if p.is_dir() else [p])]

@@ -27,6 +27,9 @@ from .region_tokens import VisualTokenEncoder
 from .splice import Splicer
 
 
+MARKER_INITS = ("vocabulary", "randn")
+
+
 @dataclass(frozen=True)
 class Generation:
     """One generated report: the raw text, its region reports (empty with RRA off) and its token ids (to EOS)."""
@@ -52,6 +55,8 @@ class Reg2RG(nn.Module):
         use_texture: bool = True,
         use_geometry: bool = True,
         rra: bool = True,
+        text_format: str = "clean",
+        marker_init: str = "vocabulary",
         freeze_vision_encoder: bool = True,
         frozen_encoder_dropout: bool = False,
         freeze_perceiver: bool = False,
@@ -59,8 +64,12 @@ class Reg2RG(nn.Module):
         trust_remote_code: bool = False,
     ):
         """``trust_remote_code``: let the LLM's and tokenizer's own Python code run (not part of ``config``:
-        a checkpoint never switches it on)."""
+        a checkpoint never switches it on). ``text_format``: "clean" or "official" (``reg2rg.text.collate``).
+        ``marker_init``: "vocabulary" (marker rows drawn from the vocabulary's per-dimension mean and std) or
+        "randn" (N(0, 1), as the official code)."""
         super().__init__()
+        if marker_init not in MARKER_INITS:
+            raise ValueError(f"marker_init must be one of {MARKER_INITS}, got {marker_init!r}")
         llm = llm if isinstance(llm, LLMConfig) else LLMConfig(**llm)
         self.template = prompt if isinstance(prompt, PromptTemplate) else PromptTemplate(**(prompt or {}))
         if tokenizer is None:
@@ -70,6 +79,7 @@ class Reg2RG(nn.Module):
         self.tokenizer = tokenizer
         self.special_ids = setup_tokenizer(tokenizer)
         self.rra = rra
+        self.text_format = text_format
         encoders = dict(
             vision_encoder=dict(vision_encoder or {}),
             vit_checkpoint=vit_checkpoint,
@@ -83,12 +93,14 @@ class Reg2RG(nn.Module):
             frozen_encoder_dropout=frozen_encoder_dropout,
             freeze_perceiver=freeze_perceiver,
         )
-        self.config: dict[str, Any] = dict(llm=asdict(llm), rra=rra, prompt=asdict(self.template), **encoders)
+        self.config: dict[str, Any] = dict(llm=asdict(llm), rra=rra, text_format=text_format, marker_init=marker_init,
+                                           prompt=asdict(self.template), **encoders)
         self.llm = build_llm(llm, tokenizer, trust_remote_code)
         vocabulary = self.llm.get_input_embeddings()
         self.visual = VisualTokenEncoder(llm_dim=vocabulary.embedding_dim, **encoders)
         self.splicer = Splicer(self.special_ids.markers, self.special_ids.placeholder, vocabulary.embedding_dim)
-        self.splicer.init_markers(vocabulary.weight)
+        if marker_init == "vocabulary":  # else the splicer's own N(0, 1) draw
+            self.splicer.init_markers(vocabulary.weight)
         # Frozen weights a checkpoint need not hold: they re-load from the configured files.
         self.restorable_prefixes = tuple(
             prefix
@@ -106,7 +118,8 @@ class Reg2RG(nn.Module):
 
     def collator(self, inference: bool = False, max_length: int | None = None) -> Reg2RGCollator:
         """The collate function for this model's tokenizer, layout, wording and RRA switch."""
-        return Reg2RGCollator(self.tokenizer, self.layout, self.template, self.rra, inference, max_length)
+        return Reg2RGCollator(self.tokenizer, self.layout, self.template, self.rra, inference, max_length,
+                              text_format=self.text_format)
 
     @property
     def max_positions(self) -> int | None:

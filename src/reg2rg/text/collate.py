@@ -23,6 +23,11 @@ Regions vary per sample; the encoders run once on all regions of the batch. Prom
 tokenized apart and concatenated (prompt with the tokenizer's BOS; target without special tokens,
 then EOS), so generation starts from exactly the prompt ids training saw; the prompt ids depend on
 the region count only and are cached.
+
+``text_format="official"`` tokenizes as the official code: ``prompt + " " + target`` in one call (the
+target unstripped, each region report followed by a space), then EOS; the labels skip as many tokens
+as the prompt alone has, and also skip the pad id (when it is not EOS) and the added tokens. A
+SentencePiece tokenizer (LLaMA) can then split the first target tokens otherwise than the clean format.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..constants import IGNORE_INDEX
-from .prompt import PromptTemplate, TokenLayout
+from .prompt import TEXT_FORMATS, PromptTemplate, TokenLayout
 from .tokenizer import SpecialIds, setup_tokenizer
 
 
@@ -43,7 +48,8 @@ class Reg2RGCollator:
 
     ``inference``: prompts only, left-padded, for ``Reg2RG.generate``. ``max_length``: cut training
     sequences to this many tokens (the report's end and EOS are lost, as with the official 2048);
-    None keeps every token. ``training_lengths`` measures sequences before any cut.
+    None keeps every token. ``training_lengths`` measures sequences before any cut. ``text_format``:
+    "clean" or "official" (see the module docstring).
     """
 
     def __init__(
@@ -54,7 +60,10 @@ class Reg2RGCollator:
         rra: bool = True,
         inference: bool = False,
         max_length: int | None = None,
+        text_format: str = "clean",
     ):
+        if text_format not in TEXT_FORMATS:
+            raise ValueError(f"text_format must be one of {TEXT_FORMATS}, got {text_format!r}")
         self.tokenizer = tokenizer
         self.ids: SpecialIds = setup_tokenizer(tokenizer)
         self.layout = layout
@@ -62,6 +71,7 @@ class Reg2RGCollator:
         self.rra = rra
         self.inference = inference
         self.max_length = max_length
+        self.text_format = text_format
         self._prompts: dict[int, list[int]] = {}
 
     def prompt_ids(self, num_regions: int) -> list[int]:
@@ -79,18 +89,30 @@ class Reg2RGCollator:
     def encode(self, sample: Mapping[str, Any]) -> tuple[list[int], list[int]]:
         """(input ids, labels) of a training sample: prompt, then target + EOS; labels only on the latter."""
         prompt = self.prompt_ids(len(sample["regions"]))
-        target = self.tokenizer(self.target(sample), add_special_tokens=False).input_ids + [self.ids.eos]
-        ids, labels = prompt + target, [IGNORE_INDEX] * len(prompt) + target
+        if self.text_format == "official":
+            ids = self.tokenizer(self.joint_text(sample)).input_ids + [self.ids.eos]
+            unlearned = {self.ids.placeholder, *self.ids.markers} | ({self.ids.pad} - {self.ids.eos})
+            labels = [IGNORE_INDEX] * len(prompt) + [IGNORE_INDEX if t in unlearned else t for t in ids[len(prompt) :]]
+        else:
+            target = self.tokenizer(self.target(sample), add_special_tokens=False).input_ids + [self.ids.eos]
+            ids, labels = prompt + target, [IGNORE_INDEX] * len(prompt) + target
         if self.max_length is not None:
             ids, labels = ids[: self.max_length], labels[: self.max_length]
         return ids, labels
 
     def target(self, sample: Mapping[str, Any]) -> str:
-        return self.template.target(sample["regions"], sample["region_reports"], rra=self.rra)
+        return self.template.target(sample["regions"], sample["region_reports"], rra=self.rra,
+                                    text_format=self.text_format)
+
+    def joint_text(self, sample: Mapping[str, Any]) -> str:
+        """The official code's training text: the prompt, a space, the target."""
+        return f"{self.template.prompt(len(sample['regions']), self.layout)} {self.target(sample)}"
 
     def training_lengths(self, samples: Sequence[Mapping[str, Any]]) -> list[int]:
         """Tokens of each sample's training sequence (prompt, target, EOS) before the cut to ``max_length``;
         a sample needs only ``regions`` and ``region_reports``."""
+        if self.text_format == "official":
+            return [len(ids) + 1 for ids in self.tokenizer([self.joint_text(s) for s in samples]).input_ids]
         targets = self.tokenizer([self.target(s) for s in samples], add_special_tokens=False).input_ids
         return [len(self.prompt_ids(len(s["regions"]))) + len(t) + 1 for s, t in zip(samples, targets)]
 

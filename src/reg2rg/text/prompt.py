@@ -7,7 +7,8 @@ Prompt (official, regions numbered from ``first_region_index``, 0 as in the offi
 
 Target with region-report alignment (RRA on): ``"The region i is <area>: <report>"`` for each region
 in the sample's order (shuffled by the data side in training, canonical in evaluation), joined by
-single spaces, then EOS (the official text also ends in a space before EOS; we drop that token).
+single spaces, then EOS. With ``text_format="official"`` each region report is kept as given and
+followed by a space, as the official code writes it (so the text ends in a space before EOS).
 
 RRA off (paper Table VII): the data side keeps the canonical order, the prompt still numbers the
 regions, and the target is the plain region reports joined by spaces, without recognition prefixes
@@ -27,6 +28,8 @@ REGION_OPEN, REGION_CLOSE = "<region>", "</region>"
 MARKERS: tuple[str, ...] = (IMAGE_OPEN, IMAGE_CLOSE, REGION_OPEN, REGION_CLOSE)
 # One placeholder token per visual embedding; the model writes the embeddings at these positions.
 PLACEHOLDER = "<|visual|>"
+# clean: targets stripped and tokenized apart from the prompt; official: as the official code (reg2rg.text.collate)
+TEXT_FORMATS = ("clean", "official")
 
 INSTRUCTION = (
     "Given the provided global and regional information from this CT scan, please generate a comprehensive "
@@ -75,16 +78,22 @@ class PromptTemplate:
             text += self.region_intro.format(i=i) + region
         return text + self.instruction
 
-    def target(self, regions: Sequence[str], reports: Sequence[str], rra: bool = True) -> str:
-        """The report to learn: with RRA each region report behind its recognition prefix."""
+    def target(self, regions: Sequence[str], reports: Sequence[str], rra: bool = True,
+               text_format: str = "clean") -> str:
+        """The report to learn: with RRA each region report behind its recognition prefix.
+
+        ``text_format`` "clean": region reports stripped and joined by single spaces; "official": each as
+        given and followed by one space (the official ``combined_report``).
+        """
         if len(regions) != len(reports):
             raise ValueError(f"{len(regions)} regions but {len(reports)} region reports")
-        if not rra:
-            return " ".join(report.strip() for report in reports)
-        return " ".join(
-            f"{self.target_prefix.format(i=i, area=area)}{report.strip()}"
-            for i, area, report in zip(self._numbers(len(regions)), regions, reports)
-        )
+        if text_format not in TEXT_FORMATS:
+            raise ValueError(f"text_format must be one of {TEXT_FORMATS}, got {text_format!r}")
+        prefixes = [self.target_prefix.format(i=i, area=area) if rra else ""
+                    for i, area in zip(self._numbers(len(regions)), regions)]
+        if text_format == "official":
+            return "".join(f"{prefix}{report} " for prefix, report in zip(prefixes, reports))
+        return " ".join(f"{prefix}{report.strip()}" for prefix, report in zip(prefixes, reports))
 
     def parse(self, text: str) -> list[RegionReport]:
         """Generated text -> region reports, read with this template's target prefix."""

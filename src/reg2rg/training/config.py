@@ -52,8 +52,11 @@ def rendezvous_store() -> torch.distributed.Store:
 
 
 def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
-    """A split of the cache; only training shuffles region orders (with RRA), drawn from (seed, epoch, index)."""
-    return dataset_from_config(cfg.data, split, shuffle_regions=split == TRAIN_SPLIT and cfg.model.rra, seed=cfg.seed)
+    """A split of the cache; only training shuffles region orders (with RRA), drawn from (seed, epoch, index).
+    Training reads the reported regions (as the official training); other splits ``data.region_set``."""
+    training = split == TRAIN_SPLIT
+    return dataset_from_config(cfg.data, split, shuffle_regions=training and cfg.model.rra, seed=cfg.seed,
+                               region_set="reported" if training else None)
 
 
 def tokenizer_corpus(train_set: CachedRegionDataset, template: PromptTemplate) -> list[str]:

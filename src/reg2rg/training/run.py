@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from reg2rg.evaluation.report import terminal_summary
 from reg2rg.files import atomic_write_bytes
+from reg2rg.models.decoding import decoding_options
 
 from .batching import resolve_batching
 from .checkpointing import CHECKPOINTS, find_checkpoint
@@ -116,10 +117,12 @@ def save_config(resolved: dict, run_dir: Path) -> Path:
 def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None) -> dict:
     """Generate and score the evaluation split; prints the summary tables and returns metrics.json's content."""
     settings = cfg.evaluation
+    options, used = decoding_options(settings.decoding, OmegaConf.to_container(settings.generation, resolve=True),
+                                     cfg.llm.get("name_or_path"))
+    log.info("%s; batch size %d", used, settings.batch_size)
     evaluation = generate_and_evaluate(
         model, dataset(cfg, settings.split), run_dir, settings.batch_size, cfg.trainer.num_workers,
-        OmegaConf.to_container(settings.generation, resolve=True), list(settings.protocols), checkpoint,
-        merge_lora=settings.get("merge_lora", True),
+        options, list(settings.protocols), checkpoint, merge_lora=settings.get("merge_lora", True),
     )
     print(terminal_summary(evaluation, run_dir / EVALUATION_DIR))
     return evaluation.metrics()
