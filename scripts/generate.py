@@ -5,13 +5,16 @@ After the demo (``python scripts/train.py``), with the data settings of the chec
     python scripts/generate.py checkpoint=outputs/train/demo/<run>/checkpoints/checkpoint-<step>
 
 It writes ``<checkpoint>/predictions_valid.csv`` (``output=...`` elsewhere). Other data:
-``data=radgenome data.root=/data/RadGenome-ChestCT/dataset split=valid``.
+``data=radgenome data.root=/data/RadGenome-ChestCT/dataset split=valid``. The data settings the model was
+trained with (LFD, preprocessing, region set) and its run's decoding come from the checkpoint; an override
+that contradicts those data settings is refused.
 """
 
 import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 
@@ -26,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     from reg2rg.inference import generate_from_config
 
     try:
-        predictions = generate_from_config(cfg)
+        predictions = generate_from_config(cfg, list(HydraConfig.get().overrides.task))
     except (ValueError, FileNotFoundError) as error:
         sys.exit(f"generate.py: {error}")
     print(f"predictions: {predictions}")

@@ -3,7 +3,9 @@
     python scripts/render_example.py --study valid_2_a_1 \
         --checkpoint outputs/train/demo/<run>/checkpoints/checkpoint-<step>     # writes outputs/grounded_valid_2_a_1.png
 
-Without --checkpoint the study's reference (ground-truth) reports are drawn, and the caption says so.
+With --checkpoint the study's sample is made with the data settings the model was trained with (LFD,
+preprocessing, region set: recorded in the checkpoint). Without it the study's reference (ground-truth)
+reports are drawn, and the caption says so.
 The picture in the docs is redrawn with ``--out docs/images/grounded_example.png``.
 """
 

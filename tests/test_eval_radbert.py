@@ -76,3 +76,17 @@ def test_missing_files_are_named(tmp_path):
 
     with pytest.raises(ValueError, match="RadBERT model folder .* does not exist"):
         RadBertLabeler(tmp_path / "nowhere", tmp_path / "x.pth")
+
+
+def test_a_safetensors_state_dict_with_position_ids_loads(radbert_files, tmp_path):
+    """The classifier may come as safetensors too; the ``position_ids`` entry older transformers kept is dropped."""
+    from safetensors.torch import save_file
+
+    from reg2rg.evaluation.radbert import RadBertLabeler
+
+    folder, weights, _ = radbert_files
+    state = torch.load(weights, weights_only=True)
+    assert "model.embeddings.position_ids" in state
+    save_file({key: value.contiguous() for key, value in state.items()}, tmp_path / "RadBertClassifier.safetensors")
+    from_safetensors = RadBertLabeler(folder, tmp_path / "RadBertClassifier.safetensors", max_length=64)
+    np.testing.assert_array_equal(from_safetensors(TEXTS), RadBertLabeler(folder, weights, max_length=64)(TEXTS))

@@ -11,7 +11,7 @@ from test_model_helpers import random_sample, tiny_llm, tiny_model
 
 import reg2rg
 from reg2rg.models import from_pretrained, save_checkpoint
-from reg2rg.models.checkpoint import CONFIG, WEIGHTS, write_digests
+from reg2rg.models.checkpoint import ADAPTER_WEIGHTS, CONFIG, MODULES, write_digests
 
 SAMPLES = [
     random_sample(2, seed=0, regions=["heart", "lung"]),
@@ -73,16 +73,16 @@ def test_sampling_options_are_exposed(trained):
 
 def test_save_then_from_pretrained_generates_the_same(trained, tmp_path):
     directory = save_checkpoint(trained, tmp_path / "checkpoint")
-    assert {CONFIG, WEIGHTS, "tokenizer.json"} <= {p.name for p in directory.iterdir()}
-    # no configured source for the random LLM and ViT: the checkpoint holds them as well
-    assert load_file(directory / WEIGHTS).keys() == dict(trained.named_parameters()).keys()
+    assert {CONFIG, MODULES, "tokenizer.json"} <= {p.name for p in directory.iterdir()}
+    # no configured source for the random LLM and ViT, and no LoRA: the modules file holds every weight
+    assert load_file(directory / MODULES).keys() == dict(trained.named_parameters()).keys()
     loaded = reg2rg.from_pretrained(directory)
     assert not loaded.training
     assert loaded.generate_reports(SAMPLES, max_new_tokens=60) == trained.generate_reports(SAMPLES, max_new_tokens=60)
 
 
 def test_checkpoint_of_a_pretrained_run_holds_only_what_trains(tmp_path):
-    """LLM and ViT from local files (as a 7B run): the checkpoint keeps LoRA + new modules + markers."""
+    """LLM and ViT from local files (as a 7B run): the checkpoint keeps new modules + markers, and LoRA apart."""
     source = tiny_model(seed=1, llm=tiny_llm(tuning="frozen"))
     source.llm.save_pretrained(tmp_path / "llm")
     torch.save(source.visual.vision_encoder.state_dict(), tmp_path / "RadFM_vit3d.pth")
@@ -94,11 +94,12 @@ def test_checkpoint_of_a_pretrained_run_holds_only_what_trains(tmp_path):
                 p.add_(torch.randn_like(p) * 0.05)
 
     directory = save_checkpoint(model, tmp_path / "checkpoint")
-    saved = load_file(directory / WEIGHTS)
-    assert saved.keys() == {name for name, p in model.named_parameters() if p.requires_grad}
+    saved = load_file(directory / MODULES)
+    trained = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert saved.keys() == {name for name in trained if not name.startswith("llm.")}
     assert not any(name.startswith("visual.vision_encoder.") for name in saved)
-    assert all("lora_" in name for name in saved if name.startswith("llm."))
-    assert json.loads((directory / CONFIG).read_text())["vit_checkpoint"] == str(tmp_path / "RadFM_vit3d.pth")
+    assert len(load_file(directory / ADAPTER_WEIGHTS)) == len([name for name in trained if "lora_" in name]) > 0
+    assert json.loads((directory / CONFIG).read_text())["model"]["vit_checkpoint"] == str(tmp_path / "RadFM_vit3d.pth")
 
     loaded = from_pretrained(directory)
     batch = model.collator()(SAMPLES)
@@ -107,7 +108,7 @@ def test_checkpoint_of_a_pretrained_run_holds_only_what_trains(tmp_path):
 
 def test_saving_is_atomic_and_replaces_an_old_checkpoint(trained, tmp_path):
     directory = save_checkpoint(trained, tmp_path / "checkpoint")
-    before = (directory / WEIGHTS).read_bytes()
+    before = (directory / MODULES).read_bytes()
 
     def crash(staging):
         (staging / "optimizer.pt").write_bytes(b"partial")
@@ -115,7 +116,7 @@ def test_saving_is_atomic_and_replaces_an_old_checkpoint(trained, tmp_path):
 
     with pytest.raises(RuntimeError, match="preempted"):
         save_checkpoint(trained, directory, before_commit=crash)
-    assert (directory / WEIGHTS).read_bytes() == before and not (directory / "optimizer.pt").exists()
+    assert (directory / MODULES).read_bytes() == before and not (directory / "optimizer.pt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint"]  # no staging folder left behind
 
     save_checkpoint(trained, directory, before_commit=lambda staging: (staging / "trainer_state.json").write_text("{}"))
@@ -127,13 +128,16 @@ def test_from_pretrained_refuses_what_does_not_fit(trained, tmp_path):
     directory = save_checkpoint(trained, tmp_path / "checkpoint")
     with pytest.raises(ValueError, match="unknown config keys \\['use_colour'\\]"):
         from_pretrained(directory, use_colour=True)
-    state = load_file(directory / WEIGHTS)
+    state = load_file(directory / MODULES)
     state.pop("splicer.markers")
-    save_file(state, directory / WEIGHTS)
+    save_file(state, directory / MODULES)
     write_digests(directory)  # a checkpoint written so, not one damaged since
     with pytest.raises(ValueError, match="missing \\(1\\): splicer.markers"):
         from_pretrained(directory)
-    (directory / WEIGHTS).unlink()
+    (directory / MODULES).unlink()
     torch.save({}, directory / "pytorch_model.bin")
-    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+    with pytest.raises(FileNotFoundError, match=f"{directory} is not a complete reg2rg checkpoint: {MODULES} is missing"):
+        from_pretrained(directory)
+    (directory / CONFIG).unlink()
+    with pytest.raises(FileNotFoundError, match=f"{directory} is not a reg2rg checkpoint: {CONFIG} is missing"):
         from_pretrained(directory)

@@ -13,7 +13,7 @@ from test_training_helpers import compose_train, tiny_overrides
 
 from reg2rg.files import file_sha256
 from reg2rg.models import from_pretrained, save_checkpoint
-from reg2rg.models.checkpoint import DIGESTS, WEIGHTS, DamagedCheckpointError, load_weights
+from reg2rg.models.checkpoint import ADAPTER_WEIGHTS, DIGESTS, MODULES, DamagedCheckpointError, load_weights
 from reg2rg.training import train
 from reg2rg.training.checkpointing import find_checkpoint, list_checkpoints, read_torch_file
 
@@ -39,14 +39,14 @@ def test_every_file_of_a_checkpoint_has_its_digest(model, tmp_path):
     checkpoint = save_checkpoint(model, tmp_path / "checkpoint")
     digests = json.loads((checkpoint / DIGESTS).read_text())
     files = {p.relative_to(checkpoint).as_posix() for p in checkpoint.rglob("*") if p.is_file() and p.name != DIGESTS}
-    assert set(digests) == files and WEIGHTS in files
+    assert set(digests) == files and {MODULES, ADAPTER_WEIGHTS} <= files
     assert all(digests[name] == file_sha256(checkpoint / name) for name in files)
 
 
 def test_flipped_bytes_in_the_weights_are_named(model, tmp_path, caplog):
     checkpoint = save_checkpoint(model, tmp_path / "checkpoint")
-    flip_bytes(checkpoint / WEIGHTS)
-    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint / WEIGHTS}: damaged: its SHA-256 differs"):
+    flip_bytes(checkpoint / MODULES)
+    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint / MODULES}: damaged: its SHA-256 differs"):
         from_pretrained(checkpoint)
 
     (checkpoint / DIGESTS).unlink()  # as a checkpoint of an earlier version: it loads, with a warning
@@ -57,11 +57,11 @@ def test_flipped_bytes_in_the_weights_are_named(model, tmp_path, caplog):
 
 def test_a_truncated_weights_file_is_named(model, tmp_path):
     checkpoint = save_checkpoint(model, tmp_path / "checkpoint")
-    truncate(checkpoint / WEIGHTS)
-    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint / WEIGHTS}: damaged"):
+    truncate(checkpoint / MODULES)
+    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint / MODULES}: damaged"):
         from_pretrained(checkpoint)
     (checkpoint / DIGESTS).unlink()
-    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint / WEIGHTS}: cannot read the weights"):
+    with pytest.raises(DamagedCheckpointError, match=rf"{checkpoint / MODULES}: cannot read the weights"):
         load_weights(model, checkpoint)
 
 
@@ -106,9 +106,9 @@ def test_resume_stops_when_every_checkpoint_is_damaged(tiny_data, tmp_path):
     first = run(tiny_data, tmp_path / "run", "trainer.max_steps=2")
     folder = first["run_dir"] / "checkpoints"
     for checkpoint in list_checkpoints(folder):
-        truncate(checkpoint / WEIGHTS)
+        truncate(checkpoint / MODULES)
     before = sorted(p.name for p in folder.iterdir())
-    newest = rf"every checkpoint in {folder} is damaged; the newest: .*checkpoint-2/{WEIGHTS}"
+    newest = rf"every checkpoint in {folder} is damaged; the newest: .*checkpoint-2/{MODULES}"
     with pytest.raises(ValueError, match=newest):
         find_checkpoint("latest", folder)
     assert sorted(p.name for p in folder.iterdir()) == before  # nothing moved, nothing deleted

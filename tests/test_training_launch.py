@@ -61,8 +61,8 @@ def test_multirun_sweeps_an_ablation_under_a_deepspeed_style_argv(tiny_data, tmp
         run = sweep / job
         assert yaml.safe_load((run / "config.yaml").read_text())["model"]["use_geometry"] is use_geometry
         assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["checkpoint-1"]
-        config = json.loads((run / "checkpoints" / "checkpoint-1" / "config.json").read_text())
-        assert config["use_geometry"] is use_geometry
+        config = json.loads((run / "checkpoints" / "checkpoint-1" / "reg2rg_config.json").read_text())
+        assert config["model"]["use_geometry"] is use_geometry
 
 
 @contextmanager

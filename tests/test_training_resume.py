@@ -17,7 +17,7 @@ from test_training_helpers import compose_train, logged, tiny_overrides
 
 import reg2rg
 from reg2rg.models import Reg2RG
-from reg2rg.models.checkpoint import write_digests
+from reg2rg.models.checkpoint import MODULES, write_digests
 from reg2rg.training import train
 from reg2rg.training.checkpointing import STATE_FILE, Checkpointer, TrainingState, list_checkpoints
 
@@ -63,7 +63,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve
             assert continued[step][key] == pytest.approx(uninterrupted[step][key], rel=1e-6), (step, key)
     assert uninterrupted[6]["loss"] < uninterrupted[1]["loss"]  # it trains
 
-    final = [load_file(result["checkpoint"] / "model.safetensors") for result in (full, resumed)]
+    final = [load_file(result["checkpoint"] / MODULES) for result in (full, resumed)]
     assert final[0].keys() == final[1].keys()
     assert all(torch.allclose(final[0][name], final[1][name], atol=1e-5) for name in final[0])
     assert [p.name for p in list_checkpoints(resumed["run_dir"] / "checkpoints")] == ["checkpoint-4", "checkpoint-6"]

@@ -140,38 +140,84 @@ def _write_in_split_order(path: Path, study_ids: Sequence[str]) -> None:
         atomic_write_bytes(path, text.getvalue().encode("utf-8"))
 
 
-# A training run folder: <run>/config.yaml (reg2rg.training.run) beside <run>/checkpoints/checkpoint-<step>.
-RUN_CONFIG = "config.yaml"
+DEFAULT_BATCH_SIZE = 4  # generate.py's batch for a checkpoint that records no evaluation batch size
 
 
-def run_data_config(checkpoint: str | Path):
-    """The ``data`` settings of the training run that wrote ``checkpoint`` (its run folder's config.yaml)."""
+def data_for_checkpoint(checkpoint: str | Path, given=None, overrides: Sequence[str] = ()):
+    """The data config to generate with for ``checkpoint``: ``given`` (``data=...``) holding to the data settings
+    the checkpoint's model was trained with (``TRAINED_DATA_KEYS``), or that whole data section when none is given.
+
+    A given setting that differs is replaced by the trained one (logged); one that ``overrides`` (the command
+    line) set explicitly is refused, with what differs. The trained section is the checkpoint's record, or for a
+    checkpoint saved without it, its run folder's config.yaml.
+    """
     from omegaconf import OmegaConf
 
-    path = Path(checkpoint).absolute().parent.parent / RUN_CONFIG
-    if not path.is_file():
-        raise ValueError(
-            f"no data=... given and {path} (the config of the run that wrote {checkpoint}) does not exist; "
-            "name the data: data=synthetic, data=radgenome data.root=..., data=ctrg ... or data=manifest ..."
-        )
-    data = OmegaConf.load(path).get("data")
-    if data is None:
-        raise ValueError(f"{path} has no data section; name the data: data=synthetic, data=radgenome data.root=...")
+    from reg2rg.models.checkpoint import run_config_path, trained_data_section, trained_data_settings
+
+    trained = trained_data_section(checkpoint)
+    if given is None:
+        if trained is None:
+            raise ValueError(
+                f"no data=... given and {run_config_path(checkpoint)} (the config of the run that wrote {checkpoint}) "
+                "does not exist, nor does the checkpoint record its data settings; name the data: data=synthetic, "
+                "data=radgenome data.root=..., data=ctrg ... or data=manifest ..."
+            )
+        return OmegaConf.create(trained)
+    if trained is None:
+        log.warning("%s records no data settings: generating with those of data=%s as given", checkpoint, given.name)
+        return given
+    recorded, now = trained_data_settings(trained), trained_data_settings(given)
+    differing = {key: now.get(key) for key in recorded if now.get(key) != recorded[key]}
+    explicit = _overridden_data_keys(overrides)
+    refused = [key for key in differing if any(o == key or key.startswith(f"{o}.") or o.startswith(f"{key}.") for o in explicit)]
+    if refused:
+        trained_values = ", ".join(f"data.{key}={recorded[key]}" for key in refused)
+        given_values = ", ".join(f"data.{key}={differing[key]}" for key in refused)
+        raise ValueError(f"{checkpoint} holds a model trained with {trained_values}; the override {given_values} "
+                         "contradicts it: drop the override (the checkpoint's setting is used), or use a checkpoint "
+                         "trained so")
+    data = OmegaConf.create(OmegaConf.to_container(given, resolve=True))
+    for key, value in differing.items():
+        log.info("data.%s=%s, as the checkpoint's model was trained (data=%s says %s)", key, recorded[key], given.name, value)
+        OmegaConf.update(data, key, recorded[key], merge=False)
     return data
 
 
-def generate_from_config(cfg) -> Path:
-    """``scripts/generate.py``: checkpoint + data config (by default its run's) + split -> predictions CSV."""
+def _overridden_data_keys(overrides: Sequence[str]) -> list[str]:
+    """The ``data.*`` keys (without ``data.``) that command-line overrides set."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = [o.key_or_group for o in OverridesParser.create().parse_overrides(list(overrides))]
+    return [key.removeprefix("data.") for key in keys if key.startswith("data.")]
+
+
+def generate_from_config(cfg, overrides: Sequence[str] = ()) -> Path:
+    """``scripts/generate.py``: checkpoint + data config + split -> predictions CSV.
+
+    Data: ``data_for_checkpoint`` (``overrides``: the command line's). Decoding: ``cfg.decoding`` and
+    ``cfg.batch_size`` when set, else those of the checkpoint's run's evaluation (its fidelity mode's);
+    ``cfg.generation`` options that are not null go over the run's (``reg2rg.models.decoding``).
+    """
+    from omegaconf import OmegaConf
+
     from reg2rg.data.dataset import dataset_from_config
     from reg2rg.data.prepare import prepare_dataset
     from reg2rg.models import from_pretrained
-    from reg2rg.models.checkpoint import checkpoint_record
+    from reg2rg.models.checkpoint import checkpoint_record, read_trained_with
+    from reg2rg.models.decoding import decoding_options
 
-    data = cfg.get("data") or run_data_config(cfg.checkpoint)
+    data = data_for_checkpoint(cfg.checkpoint, cfg.get("data"), overrides)
     device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = from_pretrained(cfg.checkpoint, device=device, trust_remote_code=cfg.trust_remote_code)
     prepare_dataset(data, [cfg.split], workers=cfg.num_workers or 1, synthesize=False)  # generate reads what is there
     dataset = dataset_from_config(data, cfg.split)
+    trained = read_trained_with(cfg.checkpoint).get("evaluation") or {}
+    given = {k: v for k, v in OmegaConf.to_container(cfg.generation, resolve=True).items() if v is not None}
+    settings, used = decoding_options(cfg.get("decoding") or trained.get("decoding", "greedy"),
+                                      {**(trained.get("generation") or {}), **given}, model.config["llm"]["name_or_path"])
+    batch_size = cfg.batch_size or trained.get("batch_size") or DEFAULT_BATCH_SIZE
+    log.info("%s; batch size %d", used, batch_size)
     metadata = {**checkpoint_record(cfg.checkpoint), "data": data.name, "split": cfg.split, "device": device}
-    return generate_predictions(model, dataset, cfg.output, cfg.batch_size, cfg.num_workers, dict(cfg.generation), metadata,
+    return generate_predictions(model, dataset, cfg.output, batch_size, cfg.num_workers, settings, metadata,
                                 merge_lora=cfg.get("merge_lora", True))

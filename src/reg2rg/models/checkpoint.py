@@ -1,34 +1,43 @@
-"""Compact checkpoints: what trains, the resolved config and the tokenizer; ``from_pretrained(dir)``.
+"""Compact checkpoints: what trains, the config and what the model was trained with, the tokenizer.
 
 A checkpoint directory holds::
 
-    model.safetensors   every parameter that trains (LoRA adapter, Perceiver, fc, mask encoder,
-                        marker embeddings) plus frozen parameters that no configured file can
-                        restore (a randomly initialised ViT or LLM: the tiny test and demo models)
-    config.json         the model's resolved config (Reg2RG keyword arguments)
-    tokenizer files     with the added marker and placeholder tokens
-    digests.json        SHA-256 of every other file of the folder, written last
+    reg2rg_config.json          {"model": the model's resolved config (Reg2RG keyword arguments),
+                                 "trained_with": the data settings, fidelity mode and evaluation decoding
+                                 of the run that trained it ({} when saved outside a run)}
+    reg2rg_modules.safetensors  every saved parameter outside the LoRA adapter: Perceiver, fc, mask encoder,
+                                marker embeddings, plus frozen parameters that no configured file can
+                                restore (a randomly initialised ViT or LLM: the tiny test and demo models)
+    adapter/                    the LLM's LoRA as a PEFT adapter folder (adapter_config.json,
+                                adapter_model.safetensors): peft.PeftModel.from_pretrained(base_llm, it)
+    tokenizer files             with the added marker and placeholder tokens
+    digests.json                SHA-256 of every other file of the folder, written last
 
-Frozen pretrained weights (``llm.name_or_path``, ``vit_checkpoint``, ``perceiver_checkpoint``)
-re-load from their configured paths. The directory is written beside its destination and renamed
-into place, so a crash never leaves a half-written checkpoint; loading reads no pickle, checks the
-digests of what it reads, and never lets a model's own Python code run because the config asks
-for it (``llm.extra.trust_remote_code`` is dropped with a warning).
+The file names are reg2rg's own, so that no tool takes the folder for a Hugging Face model. Frozen
+pretrained weights (``llm.name_or_path``, ``vit_checkpoint``, ``perceiver_checkpoint``) re-load from
+their configured paths. The directory is written beside its destination and renamed into place, so a
+crash never leaves a half-written checkpoint; loading reads no pickle, checks the digests of what it
+reads, and never lets a model's own Python code run because the config asks for it
+(``llm.extra.trust_remote_code`` is dropped with a warning). A checkpoint of the earlier layout
+(``config.json`` + ``model.safetensors``) still loads.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from ..constants import VERSION
 from ..files import atomic_write_bytes, file_sha256
@@ -39,9 +48,15 @@ from .reg2rg import Reg2RG
 
 log = logging.getLogger(__name__)
 
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
+CONFIG = "reg2rg_config.json"
+MODULES = "reg2rg_modules.safetensors"
+ADAPTER = "adapter"  # a PEFT adapter folder
+ADAPTER_CONFIG = f"{ADAPTER}/adapter_config.json"
+ADAPTER_WEIGHTS = f"{ADAPTER}/adapter_model.safetensors"
 DIGESTS = "digests.json"
+# The layout before reg2rg_config.json: a flat model config and one weights file; still loaded.
+LEGACY_CONFIG = "config.json"
+LEGACY_WEIGHTS = "model.safetensors"
 
 
 class DamagedCheckpointError(ValueError):
@@ -53,16 +68,26 @@ class DamagedCheckpointError(ValueError):
 
 
 def save_checkpoint(
-    model: Reg2RG, directory: str | Path, before_commit: Callable[[Path], None] | None = None
+    model: Reg2RG, directory: str | Path, before_commit: Callable[[Path], None] | None = None,
+    trained_with: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` to ``directory`` (replacing it); ``before_commit(staging_dir)`` may add files."""
+    """Write ``model`` to ``directory`` (replacing it); ``before_commit(staging_dir)`` may add files.
+
+    ``trained_with``: what the model was trained with (``reg2rg.training.config.trained_with``: data
+    settings, fidelity mode, evaluation decoding), recorded for ``scripts/generate.py`` and the viewers.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        tensors = {name: p.detach().cpu().contiguous() for name, p in model.persistent_parameters().items()}
-        save_file(tensors, staging / WEIGHTS, metadata={"format": "pt", "reg2rg_version": VERSION})
-        (staging / CONFIG).write_text(json.dumps(model.config, indent=2) + "\n", encoding="utf-8")
+        adapter = adapter_parameter_names(model)
+        modules = {name: p.detach().cpu().contiguous()
+                   for name, p in model.persistent_parameters().items() if name not in adapter}
+        save_file(modules, staging / MODULES, metadata={"format": "pt", "reg2rg_version": VERSION})
+        if adapter:
+            _save_adapter(model.llm, staging / ADAPTER)
+        record = {"reg2rg_version": VERSION, "model": model.config, "trained_with": dict(trained_with or {})}
+        (staging / CONFIG).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
         model.tokenizer.save_pretrained(staging)
         if before_commit is not None:
             before_commit(staging)
@@ -75,6 +100,44 @@ def save_checkpoint(
     return directory
 
 
+def adapter_parameter_names(model: Reg2RG) -> set[str]:
+    """The LLM's LoRA parameters (``llm.*lora_*``), which the PEFT adapter folder holds; empty without LoRA."""
+    from peft import PeftModel
+
+    if not isinstance(model.llm, PeftModel):
+        return set()
+    return {f"llm.{name}" for name, _ in model.llm.named_parameters() if "lora_" in name}
+
+
+def _save_adapter(llm: nn.Module, folder: Path) -> None:
+    """The LoRA weights and config as ``PeftModel.save_pretrained`` writes them (no model card, no hub look-up)."""
+    from peft import get_peft_model_state_dict
+
+    folder.mkdir()
+    state = get_peft_model_state_dict(llm, save_embedding_layers=False)  # keys without the adapter name
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, folder / Path(ADAPTER_WEIGHTS).name,
+              metadata={"format": "pt"})
+    config = copy.deepcopy(llm.peft_config["default"])
+    config.inference_mode = True  # as peft saves it; PeftModel.from_pretrained(is_trainable=True) trains it again
+    config.save_pretrained(str(folder))
+
+
+def checkpoint_files(directory: str | Path) -> tuple[str, ...]:
+    """The config and weight files ``from_pretrained`` reads, relative to ``directory``.
+
+    Raises ``FileNotFoundError`` for a folder that is no reg2rg checkpoint of either layout.
+    """
+    directory = Path(directory)
+    if (directory / CONFIG).is_file():
+        if not (directory / MODULES).is_file():
+            raise FileNotFoundError(f"{directory} is not a complete reg2rg checkpoint: {MODULES} is missing")
+        adapter = (ADAPTER_CONFIG, ADAPTER_WEIGHTS) if (directory / ADAPTER).is_dir() else ()
+        return (CONFIG, MODULES, *adapter)
+    if (directory / LEGACY_CONFIG).is_file() and (directory / LEGACY_WEIGHTS).is_file():
+        return LEGACY_CONFIG, LEGACY_WEIGHTS
+    raise FileNotFoundError(f"{directory} is not a reg2rg checkpoint: {CONFIG} is missing")
+
+
 def from_pretrained(directory: str | Path, device: str | None = None, trust_remote_code: bool = False,
                     **overrides: Any) -> Reg2RG:
     """Rebuild a model from a checkpoint directory, in eval mode.
@@ -85,11 +148,8 @@ def from_pretrained(directory: str | Path, device: str | None = None, trust_remo
     weights moved.
     """
     directory = Path(directory)
-    for name in (CONFIG, WEIGHTS):
-        if not (directory / name).is_file():
-            raise FileNotFoundError(f"{directory} is not a reg2rg checkpoint: {name} is missing")
-    verify_digests(directory, (CONFIG, WEIGHTS))
-    config = read_config(directory / CONFIG)
+    verify_digests(directory, checkpoint_files(directory))
+    config = read_config(directory)
     unknown = sorted(overrides.keys() - config.keys())
     if unknown:
         raise ValueError(f"unknown config keys {unknown}; a checkpoint config has {sorted(config)}")
@@ -99,12 +159,24 @@ def from_pretrained(directory: str | Path, device: str | None = None, trust_remo
     return model.to(device).eval()
 
 
-def read_config(path: Path) -> dict[str, Any]:
-    """A checkpoint's model config, without any request to run the LLM's own code (dropped with a warning)."""
+def _read_record(directory: Path) -> tuple[Path, dict[str, Any]]:
+    """(the config file, its content as {"model": ..., "trained_with": ...}) of either layout."""
+    path = directory / checkpoint_files(directory)[0]
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise DamagedCheckpointError(path, f"cannot read the model config ({error})") from error
+    if path.name == LEGACY_CONFIG:
+        return path, {"model": content, "trained_with": {}}
+    if not isinstance(content, dict) or not isinstance(content.get("model"), dict):
+        raise DamagedCheckpointError(path, 'expected a JSON object with a "model" config')
+    return path, content
+
+
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """A checkpoint's model config, without any request to run the LLM's own code (dropped with a warning)."""
+    path, record = _read_record(Path(directory))
+    config = record["model"]
     extra = config.get("llm", {}).get("extra") if isinstance(config.get("llm"), dict) else None
     if isinstance(extra, dict) and REMOTE_CODE in extra:
         log.warning(
@@ -115,17 +187,89 @@ def read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def load_weights(model: Reg2RG, directory: str | Path) -> None:
-    """Load a checkpoint's weights into ``model`` (built from the checkpoint's config); any mismatch raises."""
-    path = Path(directory) / WEIGHTS
+def read_trained_with(directory: str | Path) -> dict[str, Any]:
+    """What the checkpoint's model was trained with (``data``, ``fidelity``, ``evaluation``); {} when not recorded
+    (a checkpoint saved outside a training run, or of the earlier layout)."""
+    return dict(_read_record(Path(directory))[1].get("trained_with") or {})
+
+
+# The data settings a model is bound to: the viewers and scripts/generate.py take them from its checkpoint.
+TRAINED_DATA_KEYS = ("lfd", "preprocessing", "region_set")
+# A training run folder: <run>/config.yaml (reg2rg.training.run) beside <run>/checkpoints/checkpoint-<step>.
+RUN_CONFIG = "config.yaml"
+
+
+def run_config_path(directory: str | Path) -> Path:
+    """Where the config of the run that wrote a training checkpoint lies (it may not exist)."""
+    return Path(directory).absolute().parent.parent / RUN_CONFIG
+
+
+def trained_data_section(directory: str | Path) -> dict[str, Any] | None:
+    """The ``data`` section of the run that trained the checkpoint's model: recorded in the checkpoint, or, for a
+    checkpoint saved without it (an earlier version), its run folder's config.yaml; None without either."""
+    recorded = read_trained_with(directory).get("data")
+    if recorded:
+        return recorded
+    path = run_config_path(directory)
+    if not path.is_file():
+        return None
+    from omegaconf import OmegaConf
+
+    data = OmegaConf.load(path).get("data")
+    return OmegaConf.to_container(data, resolve=True) if data is not None else None
+
+
+def trained_data_settings(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``TRAINED_DATA_KEYS`` of a data section as dotted keys (``lfd``, ``preprocessing.target_size``, ...)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    plain = OmegaConf.to_container(data, resolve=True) if isinstance(data, DictConfig) else dict(data)
+    settings: dict[str, Any] = {}
+    for key in TRAINED_DATA_KEYS:
+        value = plain.get(key)
+        if isinstance(value, Mapping):
+            settings.update({f"{key}.{name}": item for name, item in value.items()})
+        elif value is not None:
+            settings[key] = value
+    return settings
+
+
+def _read_weights(path: Path) -> dict:
     try:
-        state = load_file(path)
+        return load_file(path)
     except (SafetensorError, OSError) as error:
         raise DamagedCheckpointError(path, f"cannot read the weights ({error})") from error
-    report = mismatch_report(model.persistent_parameters(), state)
+
+
+def load_weights(model: Reg2RG, directory: str | Path) -> None:
+    """Load a checkpoint's weights into ``model`` (built from the checkpoint's config); any mismatch raises."""
+    directory = Path(directory)
+    files = checkpoint_files(directory)
+    persistent = model.persistent_parameters()
+    adapter = adapter_parameter_names(model) if LEGACY_WEIGHTS not in files else set()
+    path = directory / files[1]
+    state = _read_weights(path)
+    report = mismatch_report({n: p for n, p in persistent.items() if n not in adapter}, state)
     if report:
         raise ValueError(f"{path} does not match the model its config builds: {report}")
     model.load_state_dict(state, strict=False)
+    if adapter and ADAPTER_WEIGHTS not in files:
+        raise ValueError(f"{directory / ADAPTER_WEIGHTS} is missing: the checkpoint's config builds an LLM with LoRA")
+    if ADAPTER_WEIGHTS in files:
+        if not adapter:
+            raise ValueError(f"{directory / ADAPTER}: a LoRA adapter, but the checkpoint's config builds an LLM without LoRA")
+        _load_adapter(model.llm, directory / ADAPTER_WEIGHTS)
+
+
+def _load_adapter(llm: nn.Module, path: Path) -> None:
+    """The adapter's weights into the LLM's LoRA layers; a missing, extra or wrongly shaped key raises."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    state = _read_weights(path)
+    report = mismatch_report(get_peft_model_state_dict(llm, save_embedding_layers=False), state)
+    if report:
+        raise ValueError(f"{path} does not match the LoRA layers the checkpoint's config builds: {report}")
+    set_peft_model_state_dict(llm, state)
 
 
 def checkpoint_record(directory: str | Path) -> dict[str, str]:
@@ -134,8 +278,17 @@ def checkpoint_record(directory: str | Path) -> dict[str, str]:
 
 
 def weights_digest(directory: str | Path) -> str:
-    """SHA-256 of a checkpoint's weights file: which weights made a set of predictions, whatever the path."""
-    return file_sha256(Path(directory) / WEIGHTS)
+    """SHA-256 of a checkpoint's weights: which weights made a set of predictions, whatever the path.
+
+    The weights file's own SHA-256 for one file; with an adapter, the SHA-256 of the lines
+    ``<file> <its SHA-256>`` of both weight files.
+    """
+    directory = Path(directory)
+    weights = [name for name in checkpoint_files(directory)[1:] if name.endswith(".safetensors")]
+    if len(weights) == 1:
+        return file_sha256(directory / weights[0])
+    lines = "".join(f"{name} {file_sha256(directory / name)}\n" for name in weights)
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
 def write_digests(folder: Path) -> None:

@@ -1,8 +1,10 @@
 """Training checkpoints: the model checkpoint plus all that a resumed run needs, in one atomic folder.
 
     <run>/checkpoints/checkpoint-<step>/
-        model.safetensors, config.json,   reg2rg.models.save_checkpoint: what trains, the model config
-        tokenizer files                   and the tokenizer; ``reg2rg.from_pretrained`` opens the folder
+        reg2rg_config.json,               reg2rg.models.save_checkpoint: the model config and what it was
+        reg2rg_modules.safetensors,       trained with, what trains outside the LLM (and weights no file
+        adapter/, tokenizer files         restores), the LoRA as a PEFT adapter folder, the tokenizer;
+                                          ``reg2rg.from_pretrained`` opens the folder
         trainer_state.json                step, batch geometry, seed, counters (``TrainingState``)
         scheduler.pt                      learning-rate scheduler state
         optimizer.pt                      optimizer state (without DeepSpeed: the same on every process)
@@ -227,8 +229,10 @@ class Checkpointer:
 
     def __init__(self, folder: Path, accelerator: Accelerator, model: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-                 deepspeed: bool, keep_last: int | None):
+                 deepspeed: bool, keep_last: int | None, trained_with: dict[str, Any] | None = None):
+        """``trained_with``: what each checkpoint records besides the model (``save_checkpoint``)."""
         self.folder = folder
+        self.trained_with = trained_with
         self.accelerator = accelerator
         self.model = model  # as prepared: a DeepSpeed engine, DDP or the model itself
         self.optimizer = optimizer
@@ -254,7 +258,8 @@ class Checkpointer:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             save_checkpoint(self.accelerator.unwrap_model(self.model), final,
-                            before_commit=lambda staging: self._add_training_state(staging, pending, state))
+                            before_commit=lambda staging: self._add_training_state(staging, pending, state),
+                            trained_with=self.trained_with)
             pending.rmdir()
             self._apply_retention()
             log.info("checkpoint %s", final)

@@ -6,6 +6,7 @@ import logging
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -57,6 +58,22 @@ def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
     training = split == TRAIN_SPLIT
     return dataset_from_config(cfg.data, split, shuffle_regions=training and cfg.model.rra, seed=cfg.seed,
                                region_set="reported" if training else None)
+
+
+def trained_with(cfg: DictConfig) -> dict[str, Any]:
+    """What every checkpoint of the run records besides the model: the data settings (the whole ``data``
+    section), the fidelity mode and the evaluation's decoding; ``scripts/generate.py`` and the viewers
+    take them from the checkpoint."""
+    evaluation = cfg.evaluation
+    return {
+        "data": OmegaConf.to_container(cfg.data, resolve=True),
+        "fidelity": cfg.get("fidelity"),
+        "evaluation": {
+            "decoding": evaluation.decoding,
+            "generation": OmegaConf.to_container(evaluation.generation, resolve=True),
+            "batch_size": evaluation.batch_size,
+        },
+    }
 
 
 def tokenizer_corpus(train_set: CachedRegionDataset, template: PromptTemplate) -> list[str]:

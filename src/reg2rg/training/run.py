@@ -26,7 +26,7 @@ from reg2rg.models.decoding import decoding_options
 
 from .batching import resolve_batching
 from .checkpointing import CHECKPOINTS, find_checkpoint
-from .config import build_model, build_tokenizer, dataset, prepare_data
+from .config import build_model, build_tokenizer, dataset, prepare_data, trained_with
 from .distributed import accelerator_session, from_main_process, shared_path, world_size, write_deepspeed_config
 from .generation import EVALUATION_DIR, generate_and_evaluate
 from .preemption import preemption_flag
@@ -72,7 +72,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics = MetricsLog(run_dir, cfg.logger.wandb, cfg.name, resolved) if main else None
         try:
             trainer = Trainer(trainer_config, accelerator, model, train_set, batching, cfg.seed,
-                              run_dir / CHECKPOINTS, metrics)
+                              run_dir / CHECKPOINTS, metrics, trained_with(cfg))
             if resume_dir is not None:
                 trainer.resume(resume_dir)
             if main:  # after the resume checks: a refused resume leaves the folder's config as it was

@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from accelerate import Accelerator
@@ -84,7 +85,8 @@ class Trainer:
 
     def __init__(self, config: TrainerConfig, accelerator: Accelerator, model: Reg2RG,
                  train_set: CachedRegionDataset, batching: Batching, seed: int, checkpoint_dir: Path,
-                 metrics: MetricsLog | None):
+                 metrics: MetricsLog | None, trained_with: dict[str, Any] | None = None):
+        """``trained_with``: what every checkpoint records besides the model (``reg2rg.training.config.trained_with``)."""
         self.config = config
         self.accelerator = accelerator
         self.collate = model.collator(max_length=config.max_length or model.max_positions)
@@ -104,7 +106,7 @@ class Trainer:
         self.scheduler = get_scheduler(config.lr_scheduler, self.optimizer, num_warmup_steps=config.warmup_steps,
                                        num_training_steps=self.total_steps)
         self.checkpointer = Checkpointer(checkpoint_dir, accelerator, self.model, self.optimizer, self.scheduler,
-                                         self.deepspeed, config.keep_last)
+                                         self.deepspeed, config.keep_last, trained_with)
         self.state = TrainingState(step=0, steps_per_epoch=self.steps_per_epoch,
                                    effective_batch_size=batching.effective, seed=seed,
                                    world_size=batching.world_size, training_studies=studies_digest(train_set))
