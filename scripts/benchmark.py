@@ -1,12 +1,12 @@
 """Benchmarks, each against a reference measured in the same run.
 
-    python scripts/benchmark.py data [--json PATH] [--studies 2] [--shape 480 480 240]
-    python scripts/benchmark.py flops [--json PATH]
-    python scripts/benchmark.py evaluation [--json PATH]
-    python scripts/benchmark.py training [--json PATH] [--steps 300] [--processes 2]
-    python scripts/benchmark.py step [--json PATH] [--geometry paper] [--steps 10] [--deepspeed none]
-    python scripts/benchmark.py step-sweep [--json PATH] [--geometry paper] [--micro-batches 1 4 8 16]
-    python scripts/benchmark.py generate [--json PATH] [--geometry paper] [--batch-sizes 1 32] [--new-tokens 128] [--compile]
+python scripts/benchmark.py data [--json PATH] [--studies 2] [--shape 480 480 240]
+python scripts/benchmark.py flops [--json PATH]
+python scripts/benchmark.py evaluation [--json PATH]
+python scripts/benchmark.py training [--json PATH] [--steps 300] [--processes 2]
+python scripts/benchmark.py step [--json PATH] [--geometry paper] [--steps 10] [--deepspeed none]
+python scripts/benchmark.py step-sweep [--json PATH] [--geometry paper] [--micro-batches 1 4 8 16]
+python scripts/benchmark.py generate [--json PATH] [--geometry paper] [--batch-sizes 1 32] [--new-tokens 128] [--compile]
 """
 
 import argparse
@@ -32,26 +32,44 @@ def main() -> None:
     training.add_argument("--steps", type=int, default=300)
     training.add_argument("--processes", type=int, default=2)
     training.set_defaults(script=str(Path(__file__).with_name("train.py")))
-    step = commands.add_parser("step", help="training steps at LLaMA2-7B geometry on this machine's GPU: ours vs "
-                                            "reference design (random weights)")
+    step = commands.add_parser(
+        "step",
+        help="training steps at LLaMA2-7B geometry on this machine's GPU: ours vs reference design (random weights)",
+    )
     step.add_argument("--geometry", choices=("paper", "tiny"), default="paper", help="tiny: a CPU check of the path")
     step.add_argument("--steps", type=int, default=10)
     step.add_argument("--warmup", type=int, default=3)
-    step.add_argument("--deepspeed", dest="deepspeed_config", default=str(ZERO2),
-                      help="DeepSpeed config (YAML), or 'none' for plain Accelerate")
-    sweep = commands.add_parser("step-sweep", help="training samples/s and peak memory over micro-batch sizes, "
-                                                   "activation checkpointing on and off: ours vs reference design")
+    step.add_argument(
+        "--deepspeed",
+        dest="deepspeed_config",
+        default=str(ZERO2),
+        help="DeepSpeed config (YAML), or 'none' for plain Accelerate",
+    )
+    sweep = commands.add_parser(
+        "step-sweep",
+        help="training samples/s and peak memory over micro-batch sizes, "
+        "activation checkpointing on and off: ours vs reference design",
+    )
     sweep.add_argument("--geometry", choices=("paper", "tiny"), default="paper", help="tiny: a CPU check of the path")
     sweep.add_argument("--micro-batches", type=int, nargs="+", default=(1, 4, 8, 16))
     sweep.add_argument("--steps", type=int, default=3)
     sweep.add_argument("--warmup", type=int, default=1)
-    generate = commands.add_parser("generate", help="greedy generation at LLaMA2-7B geometry: LoRA merged (and "
-                                                    "compiled decoding) vs the plain transformers path")
-    generate.add_argument("--geometry", choices=("paper", "tiny"), default="paper", help="tiny: a CPU check of the path")
+    generate = commands.add_parser(
+        "generate",
+        help="greedy generation at LLaMA2-7B geometry: LoRA merged (and "
+        "compiled decoding) vs the plain transformers path",
+    )
+    generate.add_argument(
+        "--geometry", choices=("paper", "tiny"), default="paper", help="tiny: a CPU check of the path"
+    )
     generate.add_argument("--batch-sizes", type=int, nargs="+", default=(1, 32))
     generate.add_argument("--new-tokens", type=int, default=128, help="every row generates exactly this many tokens")
-    generate.add_argument("--compile", dest="compile_decode", action="store_true",
-                          help="ours with a static KV cache and the decoding step compiled by torch.compile")
+    generate.add_argument(
+        "--compile",
+        dest="compile_decode",
+        action="store_true",
+        help="ours with a static KV cache and the decoding step compiled by torch.compile",
+    )
     for command in commands.choices.values():
         command.add_argument("--json", dest="json_path", default=None, help="also write the figures to this JSON file")
     args = vars(parser.parse_args())

@@ -12,9 +12,11 @@ def main(cfg: DictConfig) -> None:
     for split, report in reports.items():
         skipped = sum(report["skipped"].values())
         ratio = report["cache_bytes"] / max(report["source_bytes"], 1)
-        print(f"{split}: {report['usable']}/{report['studies']} studies cached in {cfg.data.cache_dir} "
-              f"({report['built']} built, {report['reused']} reused, {skipped} skipped {report['skipped']}); "
-              f"cache/source size {ratio:.2f}")
+        print(
+            f"{split}: {report['usable']}/{report['studies']} studies cached in {cfg.data.cache_dir} "
+            f"({report['built']} built, {report['reused']} reused, {skipped} skipped {report['skipped']}); "
+            f"cache/source size {ratio:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,17 @@ def main() -> None:
     args = parser.parse_args()
     study = int(args.study) if args.study.isdigit() else args.study
     out = Path(args.out or f"outputs/grounded_{args.study}.png")
-    render_study(args.cache, study, args.checkpoint, split=args.split, png_path=out, html_path=args.html,
-                 max_new_tokens=args.max_new_tokens, device=args.device, colours=args.colours or None)
+    render_study(
+        args.cache,
+        study,
+        args.checkpoint,
+        split=args.split,
+        png_path=out,
+        html_path=args.html,
+        max_new_tokens=args.max_new_tokens,
+        device=args.device,
+        colours=args.colours or None,
+    )
     print(f"wrote {out}" + (f" and {args.html}" if args.html else ""))
 
 

@@ -25,8 +25,9 @@ def main(cfg: DictConfig) -> None:
     try:
         if LAUNCHER_PID not in os.environ:  # a process that cpu_processes started: its launcher checked
             check_training_start(cfg)
-        status = run_as_cpu_processes(cfg.cpu_processes, __file__, list(hydra_cfg.overrides.task),
-                                      hydra_cfg.runtime.output_dir)
+        status = run_as_cpu_processes(
+            cfg.cpu_processes, __file__, list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir
+        )
         if status is None:  # not started as DDP processes from here: train in this process
             from reg2rg.training import train
 

@@ -76,7 +76,9 @@ def write_mask_folder(folder: Path, names: list[str], affine: np.ndarray | None 
     return folder
 
 
-def write_dicom_series(folder: Path, array: np.ndarray, spacing: tuple[float, float, float], origin_lps: tuple[float, float, float]) -> Path:
+def write_dicom_series(
+    folder: Path, array: np.ndarray, spacing: tuple[float, float, float], origin_lps: tuple[float, float, float]
+) -> Path:
     """Write an (X, Y, Z) int16 array as axial DICOM slices (identity orientation in LPS)."""
     folder.mkdir(parents=True, exist_ok=True)
     writer = sitk.ImageFileWriter()
@@ -132,4 +134,6 @@ def report_rows(study_id: str, anatomies: list[str], whole: bool = True) -> list
 
 
 def write_radgenome_reports(root: Path, split: str, rows: list[list[str]], encoding: str = "utf-8") -> Path:
-    return write_csv(root / "radgenome_files" / REPORT_CSV[split], ["Volumename", "Anatomy", "Sentence"], rows, encoding)
+    return write_csv(
+        root / "radgenome_files" / REPORT_CSV[split], ["Volumename", "Anatomy", "Sentence"], rows, encoding
+    )

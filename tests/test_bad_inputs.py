@@ -60,7 +60,12 @@ def test_missing_volume_is_skipped_or_raised_by_the_reader(tmp_path):
 
     index = RadGenomeReader(tmp_path).read("train")
     assert index.records == [] and index.skips.counts() == {"missing": 1}
-    assert index.skips.skipped[0] == {"study_id": "train_1_a_1", "kind": "missing", "path": str(volume), "problem": index.skips.skipped[0]["problem"]}
+    assert index.skips.skipped[0] == {
+        "study_id": "train_1_a_1",
+        "kind": "missing",
+        "path": str(volume),
+        "problem": index.skips.skipped[0]["problem"],
+    }
     with expect_error("missing", volume, "volume not found"):
         RadGenomeReader(tmp_path, policy="strict").read("train")
 
@@ -149,7 +154,11 @@ def test_mask_stored_with_a_flipped_axis_is_resampled(tmp_path):
 def test_mask_grid_mismatch_is_rejected_by_default(tmp_path):
     affine = np.diag([2.0, 2.0, 2.0, 1.0])
     path = write_nifti(tmp_path / "seg" / "lung.nii.gz", np.ones((8, 8, 4), np.uint8), affine)
-    both_grids = ("shape (8, 8, 4), spacing [2.0, 2.0, 2.0]", "shape (16, 16, 8), spacing [1.0, 1.0, 1.0]", "of the volume ct.nii.gz")
+    both_grids = (
+        "shape (8, 8, 4), spacing [2.0, 2.0, 2.0]",
+        "shape (16, 16, 8), spacing [1.0, 1.0, 1.0]",
+        "of the volume ct.nii.gz",
+    )
     with expect_error("grid_mismatch", path, *both_grids, "data.grid=resample"):
         read_region_masks(folder_source(path.parent, ["lung"]), reference())
 
@@ -296,7 +305,9 @@ def test_latin1_csv_is_a_clear_error_and_readable_with_the_encoding(tmp_path):
     rows = [["train_1_a_1.nii.gz", "lung", "Opacité in the left lung."]]
     csv = write_radgenome_reports(tmp_path, "train", rows, encoding="latin-1")
 
-    with expect_error("encoding", csv, "not valid utf-8 text (byte 0xe9 on line 2)", "iconv -f latin1 -t utf-8", "encoding"):
+    with expect_error(
+        "encoding", csv, "not valid utf-8 text (byte 0xe9 on line 2)", "iconv -f latin1 -t utf-8", "encoding"
+    ):
         RadGenomeReader(tmp_path).read("train")
     (record,) = RadGenomeReader(tmp_path, encoding="latin-1").read("train").records
     assert record.region_reports["lung"] == "Opacité in the left lung."
@@ -355,7 +366,11 @@ def test_unreadable_dicom_folder(tmp_path):
 def test_label_map_without_mapping(tmp_path):
     write_nifti(tmp_path / "a.nii.gz", ct_array())
     label_map = write_nifti(tmp_path / "total.nii.gz", np.zeros(SHAPE, np.uint8))
-    path = write_csv(tmp_path / "m.csv", ["study_id", "split", "volume", "label_map", "report_lung"], [["a", "train", "a.nii.gz", "total.nii.gz", "x"]])
+    path = write_csv(
+        tmp_path / "m.csv",
+        ["study_id", "split", "volume", "label_map", "report_lung"],
+        [["a", "train", "a.nii.gz", "total.nii.gz", "x"]],
+    )
 
     assert ManifestReader(path).read("train").skips.counts() == {"no_mapping": 1}
     with expect_error("no_mapping", label_map, "label map without a class-to-region mapping"):
@@ -407,7 +422,19 @@ def test_radgenome_volume_name_outside_the_naming_scheme(tmp_path):
 
 def test_manifest_row_with_both_masks_and_label_map(tmp_path):
     write_nifti(tmp_path / "a.nii.gz", ct_array())
-    path = write_jsonl(tmp_path / "m.jsonl", [{"study_id": "a", "split": "train", "volume": "a.nii.gz", "masks": "seg", "label_map": "t.nii.gz", "report_lung": "x"}])
+    path = write_jsonl(
+        tmp_path / "m.jsonl",
+        [
+            {
+                "study_id": "a",
+                "split": "train",
+                "volume": "a.nii.gz",
+                "masks": "seg",
+                "label_map": "t.nii.gz",
+                "report_lung": "x",
+            }
+        ],
+    )
     with expect_error("manifest_row", path, "line 1 (study 'a'): give exactly one of `masks`"):
         ManifestReader(path, policy="strict").read("train")
 
@@ -428,7 +455,9 @@ def test_dataset_with_several_bad_studies_returns_the_good_ones_and_the_counts(t
         write_radgenome_study(tmp_path, study_id, ["lung", "heart"])
     radgenome_volume_path(tmp_path, "train_3_a_1").unlink()  # missing volume
     radgenome_volume_path(tmp_path, "train_4_a_1").write_bytes(b"")  # zero-size volume
-    rows = [row for study_id in good + ["train_3_a_1", "train_4_a_1"] for row in report_rows(study_id, ["lung", "heart"])]
+    rows = [
+        row for study_id in good + ["train_3_a_1", "train_4_a_1"] for row in report_rows(study_id, ["lung", "heart"])
+    ]
     rows += report_rows("train_5_a_1", [])  # whole report only
     rows += report_rows("train_6_a_1", ["lung"])  # neither volume nor masks
     write_radgenome_reports(tmp_path, "train", rows)
@@ -437,7 +466,9 @@ def test_dataset_with_several_bad_studies_returns_the_good_ones_and_the_counts(t
 
     assert [record.study_id for record in index.records] == good
     assert index.skips.counts() == {"missing": 2, "empty_file": 1, "no_region_report": 1}
-    assert index.summary().startswith("2 studies kept, 4 studies skipped (empty_file: 1, missing: 2, no_region_report: 1)")
+    assert index.summary().startswith(
+        "2 studies kept, 4 studies skipped (empty_file: 1, missing: 2, no_region_report: 1)"
+    )
     with pytest.raises(StudyError):
         RadGenomeReader(tmp_path, policy="strict").read("train")
 

@@ -18,7 +18,9 @@ def test_ours_generates_the_reference_tokens_and_both_are_timed(tmp_path):
     assert figures["dtype"] == "float32" and figures["batches"].keys() == {"1", "3"}
     for size, batch in figures["batches"].items():
         assert batch["generated_tokens"] == int(size) * 6
-        assert batch["differing_tokens"] == 0 and batch["identical_sequences"] == int(size)  # fp32: the same greedy path
+        assert batch["differing_tokens"] == 0 and batch["identical_sequences"] == int(
+            size
+        )  # fp32: the same greedy path
         for path in ("reference", "ours"):
             assert batch[path]["tokens_per_s"] == pytest.approx(int(size) * 6 / batch[path]["seconds"], rel=0.01)
         assert batch["speedup"] == round(batch["reference"]["seconds"] / batch["ours"]["seconds"], 2)
@@ -31,7 +33,9 @@ def test_the_reference_splices_each_sample_of_a_batch_with_its_own_visual_tokens
     batch = step.stacked([step.training_sample(model, TINY, generator) for _ in range(2)])
     padded = step.padded(batch, TINY.reference_length, model.special_ids.pad)
     with torch.no_grad():
-        ours = model.embed(batch["input_ids"], batch["region_counts"], batch["image"], batch["texture"], batch["geometry"])
+        ours = model.embed(
+            batch["input_ids"], batch["region_counts"], batch["image"], batch["texture"], batch["geometry"]
+        )
         reference = reference_embeds(model, padded)  # (2, reference_length, D)
         assert torch.allclose(reference[:, : TINY.sample_tokens], ours, atol=1e-5)
         assert torch.allclose(model(**batch).loss, reference_loss(model, padded), rtol=1e-4, atol=0)
@@ -54,18 +58,26 @@ def test_the_sweep_records_an_out_of_memory_configuration_and_goes_on(tmp_path, 
         return design_loss(accelerator, prepared, design, batch)
 
     monkeypatch.setattr(step, "design_loss", reference_runs_out_at_two)
-    figures = step_sweep.run(geometry="tiny", micro_batches=(1, 2, 3), steps=1, warmup=0,
-                             json_path=str(tmp_path / "sweep.json"))
+    figures = step_sweep.run(
+        geometry="tiny", micro_batches=(1, 2, 3), steps=1, warmup=0, json_path=str(tmp_path / "sweep.json")
+    )
     assert json.loads((tmp_path / "sweep.json").read_text()) == figures
     rows = {(r["design"], r["micro_batch"], r["activation_checkpointing"]): r for r in figures["configurations"]}
     assert len(rows) == 12  # 2 designs x 3 micro-batches x checkpointing on and off
     for checkpointing in (True, False):
         assert all(rows[("ours", size, checkpointing)]["outcome"] == "ok" for size in (1, 2, 3))
         assert rows[("reference", 1, checkpointing)]["outcome"] == "ok"
-        assert rows[("reference", 2, checkpointing)] == {"design": "reference", "micro_batch": 2,
-                                                        "activation_checkpointing": checkpointing, "outcome": "OOM"}
+        assert rows[("reference", 2, checkpointing)] == {
+            "design": "reference",
+            "micro_batch": 2,
+            "activation_checkpointing": checkpointing,
+            "outcome": "OOM",
+        }
         assert rows[("reference", 3, checkpointing)]["outcome"] == "not tried (OOM at micro-batch 2)"
     assert ("reference", 3) not in tried
     ran = [r for r in figures["configurations"] if r["outcome"] == "ok"]
     assert all(r["samples_per_s"] == pytest.approx(r["micro_batch"] / r["seconds_per_step"], rel=0.01) for r in ran)
-    assert [(r["micro_batch"], r["activation_checkpointing"]) for r in figures["ours_vs_reference"]] == [(1, True), (1, False)]
+    assert [(r["micro_batch"], r["activation_checkpointing"]) for r in figures["ours_vs_reference"]] == [
+        (1, True),
+        (1, False),
+    ]

@@ -52,11 +52,16 @@ def test_peft_loads_the_adapter_onto_the_base_llm_with_our_logits(lora_checkpoin
     from transformers import AutoModelForCausalLM
 
     model, checkpoint, base_folder = lora_checkpoint
-    assert sorted(p.name for p in (checkpoint / ADAPTER).iterdir()) == ["adapter_config.json", "adapter_model.safetensors"]
+    assert sorted(p.name for p in (checkpoint / ADAPTER).iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
     assert not (checkpoint / "config.json").exists() and not (checkpoint / "model.safetensors").exists()
     assert all(model.llm.state_dict()[name].abs().sum() > 0 for name in model.llm.state_dict() if "lora_B" in name)
 
-    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_folder), checkpoint / ADAPTER).eval()
+    peft_model = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(base_folder), checkpoint / ADAPTER
+    ).eval()
     input_ids = model.tokenizer(["The heart is enlarged.", "No nodule in the lung."], padding=True, return_tensors="pt")
     with torch.no_grad():
         theirs = peft_model(**input_ids).logits
@@ -72,8 +77,10 @@ def test_peft_loads_the_adapter_onto_the_base_llm_with_our_logits(lora_checkpoin
 def test_an_adapter_that_does_not_fit_is_named(lora_checkpoint, tmp_path):
     _, checkpoint, _ = lora_checkpoint
     copy = shutil.copytree(checkpoint, tmp_path / "checkpoint")
-    save_file({"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(8, 64)},
-              copy / ADAPTER / "adapter_model.safetensors")
+    save_file(
+        {"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(8, 64)},
+        copy / ADAPTER / "adapter_model.safetensors",
+    )
     write_digests(copy)
     with pytest.raises(ValueError, match=rf"{copy / ADAPTER}/adapter_model.safetensors does not match the LoRA layers"):
         from_pretrained(copy)
@@ -103,8 +110,9 @@ def test_a_checkpoint_of_the_earlier_layout_still_loads(lora_checkpoint, tmp_pat
 @pytest.fixture(scope="module")
 def checkpoint(tiny_data, tmp_path_factory):
     """The checkpoint of one step of the tiny demo run trained without LFD."""
-    cfg = compose_train([*tiny_overrides(tiny_data, tmp_path_factory.mktemp("run")), "data.lfd=false",
-                         "trainer.max_steps=1"])
+    cfg = compose_train(
+        [*tiny_overrides(tiny_data, tmp_path_factory.mktemp("run")), "data.lfd=false", "trainer.max_steps=1"]
+    )
     return train(cfg)["checkpoint"]
 
 
@@ -116,8 +124,9 @@ def _generate(checkpoint, monkeypatch, overrides: list[str]):
     from reg2rg import inference
 
     used = {}
-    monkeypatch.setattr(inference, "generate_predictions",
-                        lambda model, dataset, *args, **kwargs: used.update(dataset=dataset))
+    monkeypatch.setattr(
+        inference, "generate_predictions", lambda model, dataset, *args, **kwargs: used.update(dataset=dataset)
+    )
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
         cfg = compose("generate", overrides=[f"checkpoint={checkpoint}", *overrides])
     inference.generate_from_config(cfg, overrides)
@@ -136,12 +145,19 @@ def test_a_checkpoint_records_its_data_settings_and_generation_uses_them(checkpo
 
 
 def test_a_contradicting_override_is_refused(checkpoint, tiny_data, monkeypatch):
-    overrides = ["data=synthetic", f"data.root={tiny_data}", "data.lfd=true", "data.preprocessing.target_size=[32,32,16]"]
+    overrides = [
+        "data=synthetic",
+        f"data.root={tiny_data}",
+        "data.lfd=true",
+        "data.preprocessing.target_size=[32,32,16]",
+    ]
     with pytest.raises(ValueError) as error:
         _generate(checkpoint, monkeypatch, overrides)
-    assert str(error.value).startswith(f"{checkpoint} holds a model trained with data.lfd=False, "
-                                       "data.preprocessing.target_size=[16, 16, 8]; the override data.lfd=True, "
-                                       "data.preprocessing.target_size=[32, 32, 16] contradicts it")
+    assert str(error.value).startswith(
+        f"{checkpoint} holds a model trained with data.lfd=False, "
+        "data.preprocessing.target_size=[16, 16, 8]; the override data.lfd=True, "
+        "data.preprocessing.target_size=[32, 32, 16] contradicts it"
+    )
 
 
 def test_the_viewers_take_the_checkpoints_data_settings(checkpoint, tiny_data):
@@ -158,7 +174,9 @@ def _no_lfd_texture(root, regions: list[str]) -> torch.Tensor:
     """The texture rows of the first valid study without LFD (masked uncropped volumes), at the run's size."""
     entry = read_index(root / "cache", "valid")[0]
     with CachedStudy(root / "cache" / entry["file"]) as study:
-        with_lfd, without = (load_sample(study, entry, PreprocessConfig(target_size=(16, 16, 8)), regions, lfd=lfd)
-                             for lfd in (True, False))
+        with_lfd, without = (
+            load_sample(study, entry, PreprocessConfig(target_size=(16, 16, 8)), regions, lfd=lfd)
+            for lfd in (True, False)
+        )
     assert not torch.equal(with_lfd["texture"], without["texture"])  # the two settings give other samples
     return without["texture"]

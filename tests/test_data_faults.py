@@ -102,7 +102,9 @@ def test_manifest_ids_that_are_not_plain_file_names_are_skipped_naming_the_row(t
     write_nifti(tmp_path / "a.nii.gz", ct_array())
     write_mask_folder(tmp_path / "seg", ["lung"])
     bad_ids = ["../../escaped", "..", "a b", "sub/dir"]
-    rows = [["good", "train", "a.nii.gz", "seg", "Clear."]] + [[bad, "train", "a.nii.gz", "seg", "Clear."] for bad in bad_ids]
+    rows = [["good", "train", "a.nii.gz", "seg", "Clear."]] + [
+        [bad, "train", "a.nii.gz", "seg", "Clear."] for bad in bad_ids
+    ]
     path = write_csv(tmp_path / "m.csv", MANIFEST_HEADER, rows)
 
     index = ManifestReader(path).read("train")
@@ -122,7 +124,10 @@ def test_manifest_ids_that_are_not_plain_file_names_are_skipped_naming_the_row(t
 def test_jsonl_ctrg_and_radgenome_readers_refuse_unsafe_ids(tmp_path):
     write_nifti(tmp_path / "a.nii.gz", ct_array())
     write_mask_folder(tmp_path / "seg", ["lung"])
-    jsonl = write_jsonl(tmp_path / "m.jsonl", [{"study_id": "../x", "split": "train", "volume": "a.nii.gz", "masks": "seg", "report_lung": "x"}])
+    jsonl = write_jsonl(
+        tmp_path / "m.jsonl",
+        [{"study_id": "../x", "split": "train", "volume": "a.nii.gz", "masks": "seg", "report_lung": "x"}],
+    )
     with expect_error("bad_id", jsonl, "line 1: study id '../x' contains a path separator"):
         ManifestReader(jsonl, policy="strict").read("train")
 
@@ -134,7 +139,9 @@ def test_jsonl_ctrg_and_radgenome_readers_refuse_unsafe_ids(tmp_path):
 
     root = tmp_path / "radgenome"
     dataset(root, GOOD[:1])
-    csv = write_radgenome_reports(root, "train", report_rows(GOOD[0], ["lung"]) + report_rows("train_4_a_1/../../x", ["lung"]))
+    csv = write_radgenome_reports(
+        root, "train", report_rows(GOOD[0], ["lung"]) + report_rows("train_4_a_1/../../x", ["lung"])
+    )
     index = RadGenomeReader(root).read("train")
     assert [r.study_id for r in index.records] == [GOOD[0]] and index.skips.counts() == {"bad_id": 1}
     assert index.skips.skipped[0]["path"] == str(csv)
@@ -151,7 +158,9 @@ def test_the_cache_path_itself_refuses_ids_that_leave_the_cache_folder(tmp_path)
     volume = write_nifti(tmp_path / "src" / "a.nii.gz", ct_array())
     masks = write_mask_folder(tmp_path / "src" / "seg", ["lung"])
     source = MaskFolder(masks, {"lung": masks / "lung.nii.gz"})
-    records = [StudyRecord(study_id, "train", volume, source, {"lung": "Clear."}) for study_id in ("../../escaped", "good")]
+    records = [
+        StudyRecord(study_id, "train", volume, source, {"lung": "Clear."}) for study_id in ("../../escaped", "good")
+    ]
     report = build_cache(records, tmp_path / "cache", "train", CFG)
     assert report["skipped"] == {"bad_id": 1} and report["usable"] == 1
     assert not (tmp_path / "escaped.npz").exists()
@@ -186,15 +195,22 @@ def flip_a_byte_keeping_the_gzip_checksum(path: Path) -> None:
 def test_a_flipped_byte_in_a_gzip_file_fails_its_checksum(tmp_path, damaged):
     root = tmp_path / "faulty"
     dataset(root)
-    path = radgenome_volume_path(root, BAD) if damaged == "volume" else radgenome_mask_folder(root, BAD) / "heart.nii.gz"
+    path = (
+        radgenome_volume_path(root, BAD) if damaged == "volume" else radgenome_mask_folder(root, BAD) / "heart.nii.gz"
+    )
     original = np.asanyarray(nib.load(path).dataobj)
     flip_a_byte_keeping_the_gzip_checksum(path)
-    assert np.count_nonzero(np.asanyarray(nib.load(path).dataobj) != original) == 1  # nibabel alone decodes a wrong voxel
+    assert (
+        np.count_nonzero(np.asanyarray(nib.load(path).dataobj) != original) == 1
+    )  # nibabel alone decodes a wrong voxel
 
     report = build(root)
 
     assert report["skipped"] == {"corrupt": 1} and report["usable"] == 2
-    assert the_skip(report)["path"] == str(path) and "the gzip checksum does not match the content" in the_skip(report)["problem"]
+    assert (
+        the_skip(report)["path"] == str(path)
+        and "the gzip checksum does not match the content" in the_skip(report)["problem"]
+    )
     assert written_report(root)["skipped"] == {"corrupt": 1}
     assert_good_studies_unchanged(tmp_path, root)
 
@@ -222,7 +238,10 @@ def test_a_mask_on_another_grid_is_rejected_by_default_and_resampled_only_on_req
     assert report["skipped"] == {"grid_mismatch": 1} and report["usable"] == 2
     problem = the_skip(report)["problem"]
     assert the_skip(report)["path"] == str(heart) and str(radgenome_volume_path(root, BAD)) in problem
-    assert "shape (8, 8, 4), spacing [2.0, 2.0, 2.0] mm" in problem and "shape (16, 16, 8), spacing [1.0, 1.0, 1.0] mm" in problem
+    assert (
+        "shape (8, 8, 4), spacing [2.0, 2.0, 2.0] mm" in problem
+        and "shape (16, 16, 8), spacing [1.0, 1.0, 1.0] mm" in problem
+    )
     assert_good_studies_unchanged(tmp_path, root)
 
     resampled = build(root, grid="resample")
@@ -309,8 +328,7 @@ def test_an_unterminated_quote_skips_every_study_whose_rows_it_swallows(tmp_path
         write_radgenome_study(root, study_id, ANATOMIES)
     csv = root / "radgenome_files" / "train_region_report.csv"
     csv.write_text(
-        csv.read_text()
-        + f'{BAD}.nii.gz,lung,"No nodules.\n'  # line 8: the quote is never closed on its line
+        csv.read_text() + f'{BAD}.nii.gz,lung,"No nodules.\n'  # line 8: the quote is never closed on its line
         f"{BAD}.nii.gz,heart,Normal heart.\n"
         f"{other}.nii.gz,lung,Clear.\n"
         f'{other}.nii.gz,heart,"Fine, really."\n'  # line 11: this quote closes it
@@ -336,7 +354,10 @@ def test_a_report_row_with_an_unquoted_comma_skips_its_study(tmp_path):
     report = build(root)
 
     assert report["skipped"] == {"corrupt": 1} and the_skip(report)["study_id"] == BAD
-    assert the_skip(report)["problem"] == "line 11: the row has 4 fields but the header has 3: quote fields that contain commas"
+    assert (
+        the_skip(report)["problem"]
+        == "line 11: the row has 4 fields but the header has 3: quote fields that contain commas"
+    )
     assert_good_studies_unchanged(tmp_path, root)
 
 
@@ -358,13 +379,18 @@ def test_a_cache_array_that_fails_its_checksum_is_an_error_naming_the_file(tmp_p
     path = study_file(tmp_path / "cache", BAD)
     with np.load(path, allow_pickle=False) as npz:
         arrays = json.loads(npz["meta"].tobytes())["arrays"]
-        volume, image = (codec.decode(npz[key], arrays[key]["dtype"], tuple(arrays[key]["shape"])) for key in ("volume", "image"))
+        volume, image = (
+            codec.decode(npz[key], arrays[key]["dtype"], tuple(arrays[key]["shape"])) for key in ("volume", "image")
+        )
     volume[2, 2, 2] += 1
     image[0, 0, 0] += 1
     rewrite_cache_file(path, {"volume": codec.encode(volume), "image": codec.encode(image)})
 
-    with CachedStudy(path, BAD) as study, expect_error("corrupt_cache", path, "array 'volume' does not match its SHA-256"):
-        study.volume
+    with (
+        CachedStudy(path, BAD) as study,
+        expect_error("corrupt_cache", path, "array 'volume' does not match its SHA-256"),
+    ):
+        _ = study.volume
     samples = CachedRegionDataset(tmp_path / "cache", "train", CFG, shuffle_regions=False)
     assert samples[2]["study_id"] == GOOD[0]  # the damaged study is replaced by the next one
     assert list(samples.bad_reads) == [BAD] and "array 'image' does not match its SHA-256" in samples.bad_reads[BAD]
@@ -382,7 +408,10 @@ def test_a_cache_file_swapped_for_another_studys_is_refused_and_rebuilt(tmp_path
     assert samples[2]["study_id"] == GOOD[0] and list(samples.bad_reads) == [BAD]
 
     report = build(tmp_path)  # prepare_data=true: the foreign file is rebuilt, and counted
-    assert report["damaged_cache_files_rebuilt"] == {"another study": 1} and (report["built"], report["reused"]) == (1, 2)
+    assert report["damaged_cache_files_rebuilt"] == {"another study": 1} and (report["built"], report["reused"]) == (
+        1,
+        2,
+    )
     assert cache_entry(tmp_path, BAD)["meta"]["study_id"] == BAD
 
 
@@ -403,8 +432,12 @@ def test_a_header_claiming_too_many_voxels_is_refused_before_decoding(tmp_path):
     dataset(root)
     volume = write_lying_nifti(radgenome_volume_path(root, BAD), (30000, 30000, 30000))
 
-    with expect_error("too_large", volume, "the header claims 30000 x 30000 x 30000 = 27,000,000,000,000 voxels",
-                      "data.max_voxels = 2,147,483,648"):
+    with expect_error(
+        "too_large",
+        volume,
+        "the header claims 30000 x 30000 x 30000 = 27,000,000,000,000 voxels",
+        "data.max_voxels = 2,147,483,648",
+    ):
         read_volume(volume)
     report = build(root)
 
@@ -415,7 +448,9 @@ def test_a_header_claiming_too_many_voxels_is_refused_before_decoding(tmp_path):
 
 def test_a_header_claiming_more_data_than_the_file_holds_is_truncated(tmp_path):
     volume = write_lying_nifti(tmp_path / "ct.nii.gz", (100, 100, 100))  # 1,000,000 voxels claimed, 524,288 stored
-    with expect_error("corrupt", volume, "the file holds 1,048,928 of the 2,000,352 bytes its header describes: it is truncated"):
+    with expect_error(
+        "corrupt", volume, "the file holds 1,048,928 of the 2,000,352 bytes its header describes: it is truncated"
+    ):
         read_volume(volume)
     plain = tmp_path / "ct.nii"
     plain.write_bytes(gzip.decompress(volume.read_bytes()))
@@ -445,7 +480,9 @@ def test_an_unexpected_error_in_one_study_is_a_counted_skip_naming_its_files(tmp
     report = build(root)
 
     assert report["skipped"] == {"error": 1} and the_skip(report)["path"] == str(radgenome_volume_path(root, BAD))
-    assert the_skip(report)["problem"].startswith(f"MemoryError while preprocessing the study (volume {radgenome_volume_path(root, BAD)}")
+    assert the_skip(report)["problem"].startswith(
+        f"MemoryError while preprocessing the study (volume {radgenome_volume_path(root, BAD)}"
+    )
     with pytest.raises(StudyError, match="MemoryError while preprocessing"):
         build(root, policy="strict")
     assert_good_studies_unchanged(tmp_path, root)
@@ -459,7 +496,9 @@ def test_the_report_counts_reader_skips_and_lists_regions_left_out(tmp_path):
     dataset(root)
     radgenome_volume_path(root, "train_2_a_1").unlink()  # a reader-level skip
     (radgenome_mask_folder(root, BAD) / "heart.nii.gz").unlink()  # a reported region without a mask file
-    write_nifti(radgenome_mask_folder(root, "train_1_a_1") / "heart.nii.gz", np.zeros((16, 16, 8), np.uint8))  # an empty mask
+    write_nifti(
+        radgenome_mask_folder(root, "train_1_a_1") / "heart.nii.gz", np.zeros((16, 16, 8), np.uint8)
+    )  # an empty mask
 
     build(root)
     report = written_report(root)
@@ -477,7 +516,9 @@ def test_symbolic_link_problems_are_named_as_such(tmp_path):
         read_volume(loop)
     dangling = tmp_path / "gone.nii.gz"
     dangling.symlink_to(tmp_path / "nowhere.nii.gz")
-    with expect_error("missing", dangling, f"volume is a symbolic link to {tmp_path / 'nowhere.nii.gz'}, which does not exist"):
+    with expect_error(
+        "missing", dangling, f"volume is a symbolic link to {tmp_path / 'nowhere.nii.gz'}, which does not exist"
+    ):
         read_volume(dangling)
 
     root = tmp_path / "faulty"
@@ -486,7 +527,10 @@ def test_symbolic_link_problems_are_named_as_such(tmp_path):
     shutil.rmtree(folder)
     folder.symlink_to(folder)
     index = RadGenomeReader(root).read("train")
-    assert index.skips.counts() == {"unreadable": 1} and "mask folder is a symbolic link loop" in index.skips.skipped[0]["problem"]
+    assert (
+        index.skips.counts() == {"unreadable": 1}
+        and "mask folder is a symbolic link loop" in index.skips.skipped[0]["problem"]
+    )
 
 
 def test_a_tiny_volume_and_a_zero_spacing_affine_get_their_own_messages(tmp_path):
@@ -523,12 +567,18 @@ def test_prepare_dataset_takes_grid_and_voxel_limit_from_the_data_config(tmp_pat
     repo = Path(__file__).resolve().parents[1]
     write_nifti(tmp_path / "a.nii.gz", ct_array())
     write_mask_folder(tmp_path / "seg", ["lung"], affine=np.diag([2.0, 1.0, 1.0, 1.0]))
-    manifest = write_csv(tmp_path / "m.csv", MANIFEST_HEADER + ["report_pleura"], [["a", "train", "a.nii.gz", "seg", "Clear.", "x"]])
+    manifest = write_csv(
+        tmp_path / "m.csv", MANIFEST_HEADER + ["report_pleura"], [["a", "train", "a.nii.gz", "seg", "Clear.", "x"]]
+    )
     overrides = ["data=manifest", f"data.reader.path={manifest}"]
     with initialize_config_dir(version_base="1.3", config_dir=str(repo / "configs")):
         default = compose("preprocess", overrides=[*overrides, f"data.cache_dir={tmp_path / 'cache'}"])
-        resample = compose("preprocess", overrides=[*overrides, f"data.cache_dir={tmp_path / 'cache'}", "data.grid=resample"])
-        small = compose("preprocess", overrides=[*overrides, f"data.cache_dir={tmp_path / 'small'}", "data.max_voxels=1000"])
+        resample = compose(
+            "preprocess", overrides=[*overrides, f"data.cache_dir={tmp_path / 'cache'}", "data.grid=resample"]
+        )
+        small = compose(
+            "preprocess", overrides=[*overrides, f"data.cache_dir={tmp_path / 'small'}", "data.max_voxels=1000"]
+        )
 
     assert prepare_dataset(default.data, ["train"])["train"]["skipped"] == {"grid_mismatch": 1}
     report = prepare_dataset(resample.data, ["train"])["train"]

@@ -41,8 +41,16 @@ def test_a_wrong_ctrg_root_is_named(tmp_path):
 
 def test_synthetic_data_is_still_generated_where_asked(tmp_path):
     root = tmp_path / "synthetic"
-    cfg = compose_train(["data=synthetic", f"data.root={root}", "data.synthetic.n_train=2", "data.synthetic.n_valid=1",
-                         "data.synthetic.shape=[24,24,12]", "data.preprocessing.target_size=[16,16,8]",
-                         "output_dir=unused"])
+    cfg = compose_train(
+        [
+            "data=synthetic",
+            f"data.root={root}",
+            "data.synthetic.n_train=2",
+            "data.synthetic.n_valid=1",
+            "data.synthetic.shape=[24,24,12]",
+            "data.preprocessing.target_size=[16,16,8]",
+            "output_dir=unused",
+        ]
+    )
     reports = prepare_dataset(cfg.data, ["train"])
     assert reports["train"]["usable"] == 2 and (root / "radgenome_files").is_dir()

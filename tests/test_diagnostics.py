@@ -53,7 +53,7 @@ def test_region_tokens_follow_the_layout():
     assert lung.shape == (2, layout.region_tokens * width)
     assert region_token_features(model, samples, "global").shape == (2, layout.global_tokens * width)
     whole = model.visual.eval()([3], samples[0]["image"][None], samples[0]["texture"], samples[0]["geometry"]).detach()
-    second = whole[layout.global_tokens + layout.region_tokens: layout.global_tokens + 2 * layout.region_tokens]
+    second = whole[layout.global_tokens + layout.region_tokens : layout.global_tokens + 2 * layout.region_tokens]
     assert torch.equal(torch.from_numpy(lung[0]), second.flatten())
     with pytest.raises(ValueError, match="no region 'spleen'"):
         region_token_features(model, samples, "spleen")
@@ -112,13 +112,20 @@ def test_max_pooling_shows_a_bright_spot_that_an_average_dilutes():
 def test_the_input_probe_script_prints_its_table(tiny_data, tmp_path):
     from test_training_helpers import data_overrides
 
-    command = [sys.executable, "studies/mechanism/probe_inputs.py", *data_overrides(tiny_data), "n_train=12", "pool=[2,2,2]",
-               f"hydra.run.dir={tmp_path}"]
+    command = [
+        sys.executable,
+        "studies/mechanism/probe_inputs.py",
+        *data_overrides(tiny_data),
+        "n_train=12",
+        "pool=[2,2,2]",
+        f"hydra.run.dir={tmp_path}",
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stderr[-2000:]
     for pooling in ("mean", "max"):
-        assert re.search(rf"\| heart \| Cardiomegaly \| {pooling} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|",
-                         done.stdout)
+        assert re.search(
+            rf"\| heart \| Cardiomegaly \| {pooling} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \| [01]\.\d{{3}} \|", done.stdout
+        )
     assert "| pleura | Pleural effusion | | not scored: every validation study has it |" in done.stdout
 
 
@@ -133,13 +140,17 @@ def test_a_decision_score_is_the_log_odds_where_the_wordings_part():
     assert scores.shape == (3,) and model.training  # its mode is restored
     collate = model.eval().collator()
     for sample, score in zip(samples, scores):  # batches of 2 and 1: right padding changes nothing
-        as_normal, as_abnormal = ({**sample, "region_reports": [sample["region_reports"][0], text, sample["region_reports"][2]]}
-                                  for text in (normal, abnormal))
+        as_normal, as_abnormal = (
+            {**sample, "region_reports": [sample["region_reports"][0], text, sample["region_reports"][2]]}
+            for text in (normal, abnormal)
+        )
         ids, other = collate.encode(as_normal)[0], collate.encode(as_abnormal)[0]
         part = next(k for k, (a, b) in enumerate(zip(ids, other)) if a != b)
         with torch.no_grad():
             log_probs = model(**collate([as_normal])).logits[0].log_softmax(-1)
-        assert score == pytest.approx(float(log_probs[part - 1, other[part]] - log_probs[part - 1, ids[part]]), abs=1e-5)
+        assert score == pytest.approx(
+            float(log_probs[part - 1, other[part]] - log_probs[part - 1, ids[part]]), abs=1e-5
+        )
     with pytest.raises(ValueError, match="no region 'spleen'"):
         decision_scores(model, samples, "spleen", normal, abnormal)
     with pytest.raises(ValueError, match="are the same"):

@@ -25,8 +25,9 @@ REPO_PATH = re.compile(r"\b(?:configs|docs|src|tests|scripts|data)/[\w./-]*\w\.(
 def tracked_text_files(*pathspecs: str) -> dict[str, str]:
     """{relative path: text} of the tracked files under ``pathspecs``, binary files left out."""
     try:
-        listing = subprocess.run(["git", "ls-files", "-z", "--", *pathspecs], cwd=ROOT, capture_output=True,
-                                 check=True).stdout
+        listing = subprocess.run(
+            ["git", "ls-files", "-z", "--", *pathspecs], cwd=ROOT, capture_output=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as error:
         pytest.skip(f"not a git checkout ({error})")
     texts = {}
@@ -70,9 +71,16 @@ def test_tracker_pattern_flags_numbers(line):
 @pytest.mark.parametrize(
     "line",
     [
-        "def shared_path(path):", "each worker in a session of its own", "start_new_session=True",
-        "the architecture of the model", "tissue 5 mm", "it issued 3 warnings", "an issue with 2 files",
-        "colour #117733", "docs/reference.md, \"Preprocessing\"", "sharedmem/shared_memory",
+        "def shared_path(path):",
+        "each worker in a session of its own",
+        "start_new_session=True",
+        "the architecture of the model",
+        "tissue 5 mm",
+        "it issued 3 warnings",
+        "an issue with 2 files",
+        "colour #117733",
+        'docs/reference.md, "Preprocessing"',
+        "sharedmem/shared_memory",
     ],
 )
 def test_patterns_leave_ordinary_text_alone(line):
@@ -97,8 +105,11 @@ def test_reference_citations_name_its_sections():
     texts = tracked_text_files(*USER_FACING)
     cited = {(name, section) for name, text in texts.items() for section in REFERENCE_SECTION.findall(text)}
     assert cited, "no file cites a section of docs/reference.md"
-    unknown = sorted(f"{name}: {section!r}" for name, section in cited
-                     if not any(heading.startswith(section) for heading in headings))
+    unknown = sorted(
+        f"{name}: {section!r}"
+        for name, section in cited
+        if not any(heading.startswith(section) for heading in headings)
+    )
     assert not unknown, f"sections not in docs/reference.md (its headings: {headings}):\n" + "\n".join(unknown)
 
 

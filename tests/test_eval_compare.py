@@ -76,11 +76,22 @@ def test_compare_runs_reads_each_run(sweep, caplog):
 
 def test_write_comparison_and_script(sweep, tmp_path):
     out = write_comparison(compare_runs(find_runs([sweep / "0", sweep / "1"])), tmp_path / "a")
-    assert {p.name for p in out.iterdir()} == {"comparison.csv", "comparison.md", "per_finding_f1.png", "variants.csv",
-                                                "variants.md", "per_finding_f1_by_variant.png"}
-    assert all((out / name).read_bytes()[:4] == b"\x89PNG" for name in ("per_finding_f1.png", "per_finding_f1_by_variant.png"))
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(sweep), "--out", str(tmp_path / "b")],
-                          capture_output=True, text=True)
+    assert {p.name for p in out.iterdir()} == {
+        "comparison.csv",
+        "comparison.md",
+        "per_finding_f1.png",
+        "variants.csv",
+        "variants.md",
+        "per_finding_f1_by_variant.png",
+    }
+    assert all(
+        (out / name).read_bytes()[:4] == b"\x89PNG" for name in ("per_finding_f1.png", "per_finding_f1_by_variant.png")
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(sweep), "--out", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     assert f"| {sweep.name}/1 | texture | 3 |" in done.stdout
     assert "| texture | 1 | 3 | " in done.stdout  # and the table over seeds
@@ -100,9 +111,17 @@ def test_an_earlier_comparison_adds_its_runs(sweep, tmp_path):
 
 
 def test_variants_are_summarized_over_their_seeds():
-    table = pd.DataFrame({"run": ["s/0", "s/1", "s/2"], "variant": ["full", "texture", "full"], "seed": [0, 0, 1],
-                          "recognition": [1.0, 1.0, 0.9], "CE micro-F1": [0.7, 0.4, 0.5], "BLEU-4": [0.9] * 3,
-                          "Cardiomegaly": [1.0, 0.0, 0.2]})
+    table = pd.DataFrame(
+        {
+            "run": ["s/0", "s/1", "s/2"],
+            "variant": ["full", "texture", "full"],
+            "seed": [0, 0, 1],
+            "recognition": [1.0, 1.0, 0.9],
+            "CE micro-F1": [0.7, 0.4, 0.5],
+            "BLEU-4": [0.9] * 3,
+            "Cardiomegaly": [1.0, 0.0, 0.2],
+        }
+    )
     summary = summarize_variants(table)
     assert list(summary["variant"]) == ["full", "texture"] and list(summary["runs"]) == [2, 1]
     full = summary.iloc[0]

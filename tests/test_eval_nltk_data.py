@@ -43,7 +43,10 @@ def test_punkt_parameters_equal_what_nltk_loads_from_punkt_tab_files(tmp_path, m
     ours = punkt_parameters()
     assert loaded.abbrev_types == ours.abbrev_types and loaded.sent_starters == ours.sent_starters
     assert loaded.collocations == ours.collocations and dict(loaded.ortho_context) == dict(ours.ortho_context)
-    assert PunktSentenceTokenizer(ours).tokenize("Dr. Smith saw it. No effusion.") == ["Dr. Smith saw it.", "No effusion."]
+    assert PunktSentenceTokenizer(ours).tokenize("Dr. Smith saw it. No effusion.") == [
+        "Dr. Smith saw it.",
+        "No effusion.",
+    ]
 
 
 def test_a_missing_archive_names_the_file_and_the_fix(monkeypatch, tmp_path):
@@ -73,5 +76,7 @@ def test_build_script_makes_the_same_archive_twice(tmp_path):
 
 
 def test_build_script_names_missing_files(tmp_path):
-    result = subprocess.run([sys.executable, SCRIPT, str(tmp_path), str(tmp_path / "a.zip")], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, SCRIPT, str(tmp_path), str(tmp_path / "a.zip")], capture_output=True, text=True
+    )
     assert result.returncode != 0 and "data.noun" in result.stderr and not (tmp_path / "a.zip").exists()

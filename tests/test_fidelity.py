@@ -22,10 +22,24 @@ from reg2rg.text import PromptTemplate, Reg2RGCollator, TokenLayout
 
 # The six keys of the group and their values in each mode (docs/reference.md).
 MODES = {
-    "clean": {"data.region_set": "reported", "model.text_format": "clean", "model.frozen_encoder_dropout": False,
-              "model.marker_init": "vocabulary", "evaluation.decoding": "greedy", "evaluation.batch_size": 8, "seed": 0},
-    "official": {"data.region_set": "masked", "model.text_format": "official", "model.frozen_encoder_dropout": True,
-                 "model.marker_init": "randn", "evaluation.decoding": "official", "evaluation.batch_size": 1, "seed": 42},
+    "clean": {
+        "data.region_set": "reported",
+        "model.text_format": "clean",
+        "model.frozen_encoder_dropout": False,
+        "model.marker_init": "vocabulary",
+        "evaluation.decoding": "greedy",
+        "evaluation.batch_size": 8,
+        "seed": 0,
+    },
+    "official": {
+        "data.region_set": "masked",
+        "model.text_format": "official",
+        "model.frozen_encoder_dropout": True,
+        "model.marker_init": "randn",
+        "evaluation.decoding": "official",
+        "evaluation.batch_size": 1,
+        "seed": 42,
+    },
 }
 
 
@@ -35,13 +49,16 @@ def _value(cfg, dotted: str):
     return cfg
 
 
-@pytest.mark.parametrize("overrides, mode, epochs", [
-    ([], "clean", 25),  # the demo
-    (["experiment=radgenome"], "official", 6),  # the paper's 6 epochs; the official script's 10: trainer.epochs=10
-    (["experiment=ctrg"], "official", 10),
-    (["experiment=radgenome", "fidelity=clean"], "clean", 6),
-    (["fidelity=official"], "official", 25),
-])
+@pytest.mark.parametrize(
+    "overrides, mode, epochs",
+    [
+        ([], "clean", 25),  # the demo
+        (["experiment=radgenome"], "official", 6),  # the paper's 6 epochs; the official script's 10: trainer.epochs=10
+        (["experiment=ctrg"], "official", 10),
+        (["experiment=radgenome", "fidelity=clean"], "clean", 6),
+        (["fidelity=official"], "official", 25),
+    ],
+)
 def test_the_group_sets_every_key(overrides, mode, epochs):
     cfg = compose_train([*overrides, "output_dir=unused"])
     assert cfg.fidelity == mode and cfg.trainer.epochs == epochs
@@ -61,18 +78,27 @@ def sentencepiece_like_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:
     core = Tokenizer(models.Unigram())
     core.pre_tokenizer = pre_tokenizers.Metaspace()
     core.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>",
-                                      show_progress=False)
+    trainer = trainers.UnigramTrainer(
+        vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"], unk_token="<unk>", show_progress=False
+    )
     core.train_from_iterator(corpus, trainer)
-    core.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", core.token_to_id("<s>"))])
+    core.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", core.token_to_id("<s>"))]
+    )
     return PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
 
 
 def test_official_text_is_the_joint_tokenization_of_prompt_and_unstripped_target():
     template = PromptTemplate(instruction="Report on each region.")
     sample = {"study_id": "s", "regions": ["heart", "lung"], "region_reports": ["Heart is normal. ", " No nodule."]}
-    tokenizer = sentencepiece_like_tokenizer([template.global_context, template.instruction,
-                                              template.target(["heart", "lung"], ["Heart is normal.", "No nodule."])] * 20)
+    tokenizer = sentencepiece_like_tokenizer(
+        [
+            template.global_context,
+            template.instruction,
+            template.target(["heart", "lung"], ["Heart is normal.", "No nodule."]),
+        ]
+        * 20
+    )
     layout = TokenLayout(global_tokens=2, texture_tokens=2, geometry_tokens=1)
     official = Reg2RGCollator(tokenizer, layout, template, text_format="official")
     clean = Reg2RGCollator(tokenizer, layout, template)
@@ -83,7 +109,7 @@ def test_official_text_is_the_joint_tokenization_of_prompt_and_unstripped_target
     joint = tokenizer(template.prompt(2, layout) + " " + target).input_ids
     assert ids == joint + [tokenizer.eos_token_id]
     prompt = official.prompt_ids(2)
-    assert labels == [IGNORE_INDEX] * len(prompt) + ids[len(prompt):] and labels[-1] == tokenizer.eos_token_id
+    assert labels == [IGNORE_INDEX] * len(prompt) + ids[len(prompt) :] and labels[-1] == tokenizer.eos_token_id
 
     clean_ids, _ = clean.encode(sample)
     assert clean.target(sample) == "The region 0 is heart: Heart is normal. The region 1 is lung: No nodule."
@@ -138,23 +164,28 @@ def test_official_region_set_adds_mask_only_regions_with_empty_references(tmp_pa
         assert [r for r in official["regions"] if r != "breast"] == clean["regions"]
         assert official["region_reports"][official["regions"].index("breast")] == ""
         position = official["regions"].index("breast")
-        assert f"The region {position} is breast:  The region" in tiny_model().collator()(
-            [{**official, "study_id": "s"}])["targets"][0]
-        assert torch.equal(official["texture"][[i for i, r in enumerate(official["regions"]) if r != "breast"]],
-                           clean["texture"])
+        assert (
+            f"The region {position} is breast:  The region"
+            in tiny_model().collator()([{**official, "study_id": "s"}])["targets"][0]
+        )
+        assert torch.equal(
+            official["texture"][[i for i, r in enumerate(official["regions"]) if r != "breast"]], clean["texture"]
+        )
 
 
 def test_official_decoding_reads_the_llm_generation_config(tmp_path):
     llm = tmp_path / "llm"
     GenerationConfig(do_sample=True, temperature=0.6, top_p=0.9).save_pretrained(llm)  # as Llama-2-7b-chat-hf's
     options, used = decoding_options("official", {}, str(llm))
-    assert options == dict(max_new_tokens=500, top_k=30, do_sample=True, temperature=0.6, top_p=0.9, num_beams=1,
-                           repetition_penalty=1.0)
+    assert options == dict(
+        max_new_tokens=500, top_k=30, do_sample=True, temperature=0.6, top_p=0.9, num_beams=1, repetition_penalty=1.0
+    )
     assert f"from {llm}/generation_config.json" in used and "max_new_tokens=500, top_k=30" in used
 
     options, used = decoding_options("official", {"max_new_tokens": 20, "top_p": None}, str(tmp_path / "bare"))
-    assert options == dict(max_new_tokens=20, top_k=30, do_sample=False, temperature=1.0, top_p=1.0, num_beams=1,
-                           repetition_penalty=1.0)
+    assert options == dict(
+        max_new_tokens=20, top_k=30, do_sample=False, temperature=1.0, top_p=1.0, num_beams=1, repetition_penalty=1.0
+    )
     assert "no generation_config.json" in used and "given max_new_tokens=20" in used
     assert decoding_options("greedy", {"max_new_tokens": None})[0] == GREEDY
     with pytest.raises(ValueError, match="decoding must be one of"):

@@ -72,8 +72,13 @@ def test_generate_script_config_end_to_end(dataset, tmp_path):
 
     save_checkpoint(tiny_model(), tmp_path / "checkpoint")
     root = dataset.cache_dir.parent
-    overrides = [f"checkpoint={tmp_path / 'checkpoint'}", "data=synthetic", f"data.root={root}", "generation.max_new_tokens=4",
-                 f"data.preprocessing.target_size=[{','.join(map(str, VOLUME))}]"]
+    overrides = [
+        f"checkpoint={tmp_path / 'checkpoint'}",
+        "data=synthetic",
+        f"data.root={root}",
+        "generation.max_new_tokens=4",
+        f"data.preprocessing.target_size=[{','.join(map(str, VOLUME))}]",
+    ]
     configs = Path(__file__).resolve().parents[1] / "configs"
     with initialize_config_dir(version_base="1.3", config_dir=str(configs)):
         cfg = compose("generate", overrides=overrides)
@@ -98,13 +103,25 @@ def test_generate_takes_the_data_settings_of_the_checkpoints_run(dataset, tmp_pa
     run_dir = tmp_path / "run"
     checkpoint = save_checkpoint(tiny_model(), run_dir / "checkpoints" / "checkpoint-3")
     with initialize_config_dir(version_base="1.3", config_dir=str(repo / "configs")):
-        data = compose("generate", overrides=["checkpoint=x", "data=synthetic", f"data.root={dataset.cache_dir.parent}",
-                                              f"data.preprocessing.target_size=[{','.join(map(str, VOLUME))}]"]).data
+        data = compose(
+            "generate",
+            overrides=[
+                "checkpoint=x",
+                "data=synthetic",
+                f"data.root={dataset.cache_dir.parent}",
+                f"data.preprocessing.target_size=[{','.join(map(str, VOLUME))}]",
+            ],
+        ).data
     OmegaConf.save({"seed": 0, "data": OmegaConf.to_container(data, resolve=True)}, run_dir / "config.yaml")
 
     def generate(checkpoint_dir: Path) -> subprocess.CompletedProcess:
-        command = [sys.executable, str(repo / "scripts" / "generate.py"), f"checkpoint={checkpoint_dir}",
-                   "generation.max_new_tokens=2", f"hydra.run.dir={tmp_path / 'hydra'}"]
+        command = [
+            sys.executable,
+            str(repo / "scripts" / "generate.py"),
+            f"checkpoint={checkpoint_dir}",
+            "generation.max_new_tokens=2",
+            f"hydra.run.dir={tmp_path / 'hydra'}",
+        ]
         return subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
 
     result = generate(checkpoint)
@@ -133,12 +150,15 @@ def test_a_csv_begun_by_another_generation_is_refused_or_begun_afresh(dataset, t
         with pytest.raises(ValueError, match=rf"predictions.csv was begun by another generation \({reason}"):
             generate_predictions(model, dataset, out, **call)
     # where the checkpoint lies is not what made the predictions: the same weights continue the CSV
-    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"weights": "a", "checkpoint": "x"})
+    generate_predictions(
+        model, dataset, out, settings={"max_new_tokens": 4}, metadata={"weights": "a", "checkpoint": "x"}
+    )
 
     lines = out.read_text(encoding="utf-8").splitlines(keepends=True)
     out.write_text("".join(lines[:3]), encoding="utf-8")  # two studies of five, from weights "a"
-    generate_predictions(model, dataset, out, settings={"max_new_tokens": 4}, metadata={"weights": "b"},
-                         restart_if_changed=True)
+    generate_predictions(
+        model, dataset, out, settings={"max_new_tokens": 4}, metadata={"weights": "b"}, restart_if_changed=True
+    )
     sidecar = json.loads(out.with_name(out.name + ".settings.json").read_text(encoding="utf-8"))
     assert sidecar["weights"] == "b" and sidecar["resumed_with"] == 0 and len(_rows(out)) == 5
 

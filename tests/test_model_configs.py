@@ -56,7 +56,10 @@ def test_the_demo_encoders_start_with_tokens_that_vary_with_the_image():
 
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         model = compose("train").model  # the default experiment: the demo
-    parts = {part: OmegaConf.to_container(model[part], resolve=True) for part in ("vision_encoder", "perceiver", "mask_encoder")}
+    parts = {
+        part: OmegaConf.to_container(model[part], resolve=True)
+        for part in ("vision_encoder", "perceiver", "mask_encoder")
+    }
     torch.manual_seed(0)
     encoder = VisualTokenEncoder(64, **parts).eval()
     masks = torch.zeros(2, 1, 64, 64, 32)
@@ -64,7 +67,9 @@ def test_the_demo_encoders_start_with_tokens_that_vary_with_the_image():
     masks[1, :, 16:42, 16:40, 8:24] = 1  # the same region, larger
     volumes = torch.rand(2, 1, 64, 64, 32) * 2 - 1
     with torch.no_grad():
-        tokens = encoder([1, 1], image=volumes, texture=volumes, geometry=masks).reshape(2, -1, 64)  # (2, 8 + 8 + 1, 64)
+        tokens = encoder([1, 1], image=volumes, texture=volumes, geometry=masks).reshape(
+            2, -1, 64
+        )  # (2, 8 + 8 + 1, 64)
     texture, geometry = tokens[:, 8:16], tokens[:, 16]
     assert (texture[0] - texture[1]).norm() / texture[0].norm() > 0.2
     assert (geometry[0] - geometry[1]).norm() / geometry[0].norm() > 0.2

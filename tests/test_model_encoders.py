@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from reg2rg.models import MASK_ENCODER, PerceiverResampler, ViT3D, VisualTokenEncoder, load_pretrained, read_tensors
+from reg2rg.models import MASK_ENCODER, PerceiverResampler, VisualTokenEncoder, ViT3D, load_pretrained, read_tensors
 from reg2rg.models.vit3d import position_indices
 
 
@@ -101,12 +101,15 @@ def test_small_latents_let_a_random_resampler_follow_its_input():
 
     def relative_change(latent_init_std: float) -> float:
         torch.manual_seed(0)
-        out = PerceiverResampler(dim=96, depth=2, heads=4, dim_head=24, num_latents=8, ff_mult=2,
-                                 latent_init_std=latent_init_std)(media).detach()  # (2, 8, 96)
+        out = PerceiverResampler(
+            dim=96, depth=2, heads=4, dim_head=24, num_latents=8, ff_mult=2, latent_init_std=latent_init_std
+        )(media).detach()  # (2, 8, 96)
         return float((out[0] - out[1]).norm() / out[0].norm())
 
     torch.manual_seed(0)
-    assert PerceiverResampler(dim=96, num_latents=8, latent_init_std=0.02).latents.std().item() == pytest.approx(0.02, rel=0.1)
+    assert PerceiverResampler(dim=96, num_latents=8, latent_init_std=0.02).latents.std().item() == pytest.approx(
+        0.02, rel=0.1
+    )
     assert relative_change(0.02) > 3 * relative_change(1.0)  # RadFM's N(0, 1) latents drown the input
 
 

@@ -24,12 +24,26 @@ TINY_LLAMA = dict(
 )
 TINY_ENCODERS: dict[str, Any] = dict(
     vision_encoder=dict(
-        image_size=32, frames=16, image_patch_size=8, frame_patch_size=4, dim=48, depth=2, heads=2, dim_head=16,
+        image_size=32,
+        frames=16,
+        image_patch_size=8,
+        frame_patch_size=4,
+        dim=48,
+        depth=2,
+        heads=2,
+        dim_head=16,
         mlp_dim=64,
     ),
     perceiver=dict(dim=48, depth=2, heads=2, dim_head=16, num_latents=32, ff_mult=2),
     mask_encoder=dict(
-        image_size=32, frames=16, image_patch_size=16, frame_patch_size=8, dim=24, depth=1, heads=2, dim_head=8,
+        image_size=32,
+        frames=16,
+        image_patch_size=16,
+        frame_patch_size=8,
+        dim=24,
+        depth=1,
+        heads=2,
+        dim_head=8,
         mlp_dim=32,
     ),
 )

@@ -41,7 +41,10 @@ def test_backward_reaches_exactly_the_trainable_parts():
     assert all(grads[name] is None for name in grads.keys() - trainable)
     assert all(grads[name] is not None for name in trainable)
     assert {name.split(".")[1] for name in trainable if name.startswith("visual.")} == {
-        "perceiver", "fc", "mask_encoder", "mask_fc"
+        "perceiver",
+        "fc",
+        "mask_encoder",
+        "mask_fc",
     }
     lora = [name for name in trainable if "lora_" in name]
     assert lora and all(name.startswith("llm.") for name in lora)
@@ -86,8 +89,11 @@ def test_checkpoint_of_a_pretrained_run_holds_only_what_trains(tmp_path):
     source = tiny_model(seed=1, llm=tiny_llm(tuning="frozen"))
     source.llm.save_pretrained(tmp_path / "llm")
     torch.save(source.visual.vision_encoder.state_dict(), tmp_path / "RadFM_vit3d.pth")
-    model = tiny_model(seed=2, llm=tiny_llm(architecture=None, name_or_path=str(tmp_path / "llm")),
-                       vit_checkpoint=str(tmp_path / "RadFM_vit3d.pth"))
+    model = tiny_model(
+        seed=2,
+        llm=tiny_llm(architecture=None, name_or_path=str(tmp_path / "llm")),
+        vit_checkpoint=str(tmp_path / "RadFM_vit3d.pth"),
+    )
     with torch.no_grad():  # move every trained weight away from its initial value
         for p in model.parameters():
             if p.requires_grad:
@@ -136,7 +142,9 @@ def test_from_pretrained_refuses_what_does_not_fit(trained, tmp_path):
         from_pretrained(directory)
     (directory / MODULES).unlink()
     torch.save({}, directory / "pytorch_model.bin")
-    with pytest.raises(FileNotFoundError, match=f"{directory} is not a complete reg2rg checkpoint: {MODULES} is missing"):
+    with pytest.raises(
+        FileNotFoundError, match=f"{directory} is not a complete reg2rg checkpoint: {MODULES} is missing"
+    ):
         from_pretrained(directory)
     (directory / CONFIG).unlink()
     with pytest.raises(FileNotFoundError, match=f"{directory} is not a reg2rg checkpoint: {CONFIG} is missing"):

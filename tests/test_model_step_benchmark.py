@@ -18,11 +18,13 @@ def test_a_sample_is_a_real_prompt_and_the_reference_pads_it():
     assert ids.shape == (TINY.sample_tokens,) and ids[-1] == model.special_ids.eos
     assert int((ids == model.special_ids.placeholder).sum()) == model.layout.total(TINY.regions)
     prompt = len(model.collator().prompt_ids(TINY.regions))
-    assert (sample["labels"][0, :prompt] == step.IGNORE_INDEX).all() and (sample["labels"][0, prompt:] == ids[prompt:]).all()
+    assert (sample["labels"][0, :prompt] == step.IGNORE_INDEX).all() and (
+        sample["labels"][0, prompt:] == ids[prompt:]
+    ).all()
     padded = step.padded(sample, TINY.reference_length, model.special_ids.pad)
     assert padded["input_ids"].shape == (1, TINY.reference_length)
     assert int(padded["attention_mask"].sum()) == TINY.sample_tokens
-    assert (padded["labels"][0, TINY.sample_tokens:] == step.IGNORE_INDEX).all()
+    assert (padded["labels"][0, TINY.sample_tokens :] == step.IGNORE_INDEX).all()
     assert torch.equal(padded["image"], sample["image"])
     # the reference loss on the padded sample is the loss of the sample itself (padding is masked out),
     # up to float32 rounding of the one-hot product and the longer attention

@@ -35,8 +35,9 @@ def test_quickstart_notebook_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("REG2RG_MAX_NEW_TOKENS", "24")  # an untrained model: a few tokens make the point
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     # The kernel runs in tmp_path, so the notebook's outputs/ land there.
-    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = {cell.id: cell.outputs for cell in notebook.cells if cell.cell_type == "code"}
     assert not any(o.output_type == "error" for cell in outputs.values() for o in cell)
     assert any("image/png" in o.get("data", {}) for o in outputs["picture"]), "the figure is displayed"

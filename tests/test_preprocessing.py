@@ -53,7 +53,14 @@ def study(tmp_path, request):
     volume, masks = _phantom(rng)
     vol_path = _write(tmp_path / "src" / "vol.nii.gz", volume)
     files = {r: _write(tmp_path / "src" / "seg_vol" / f"{r}.nii.gz", m.astype(np.uint8)) for r, m in masks.items()}
-    record = StudyRecord("vol", "train", vol_path, MaskFolder(vol_path.parent / "seg_vol", files), {r: f"{r} report." for r in masks}, "whole")
+    record = StudyRecord(
+        "vol",
+        "train",
+        vol_path,
+        MaskFolder(vol_path.parent / "seg_vol", files),
+        {r: f"{r} report." for r in masks},
+        "whole",
+    )
     return record, volume, masks
 
 
@@ -104,7 +111,9 @@ def test_lfd_off_is_the_masked_volume_in_the_image_frame(study, tmp_path):
     box = foreground_box(volume > cfg.foreground_hu)
     crop = tuple(slice(lo, hi) for lo, hi in box)
     masked = np.where(masks["heart"], volume, -1024)[crop].astype(np.float32)
-    expected = torch.nn.functional.interpolate(torch.from_numpy(masked)[None, None], size=cfg.target_size, mode="area")[0, 0]
+    expected = torch.nn.functional.interpolate(torch.from_numpy(masked)[None, None], size=cfg.target_size, mode="area")[
+        0, 0
+    ]
     expected = (expected.clamp(-1000, 200) + 400) / 600
     with CachedStudy(tmp_path / "vol.npz") as cached:
         lfd_off = cached.masked_volume("heart", cfg)
@@ -128,9 +137,21 @@ def _records(tmp_path: Path, n: int) -> list[StudyRecord]:
     for i in range(n):
         volume, masks = _phantom(np.random.default_rng(i), shape=(20, 18, 10))
         vol = _write(tmp_path / "src" / f"s{i}.nii.gz", volume)
-        files = {r: _write(tmp_path / "src" / f"seg_s{i}" / f"{r}.nii.gz", m.astype(np.uint8)) for r, m in masks.items()}
+        files = {
+            r: _write(tmp_path / "src" / f"seg_s{i}" / f"{r}.nii.gz", m.astype(np.uint8)) for r, m in masks.items()
+        }
         reports = {r: f"{r} of study {i}." for r in ("lung", "heart", "bone")}
-        records.append(StudyRecord(f"s{i}", "train", vol, MaskFolder(vol.parent / f"seg_s{i}", files), reports, f"report {i}", {"Cardiomegaly": i % 2}))
+        records.append(
+            StudyRecord(
+                f"s{i}",
+                "train",
+                vol,
+                MaskFolder(vol.parent / f"seg_s{i}", files),
+                reports,
+                f"report {i}",
+                {"Cardiomegaly": i % 2},
+            )
+        )
     return records
 
 
@@ -178,7 +199,9 @@ def test_dataset_samples_and_region_order(tmp_path):
     sample = canonical[1]
     assert sample["regions"] == ["bone", "heart", "lung"]
     assert sample["region_reports"] == ["bone of study 1.", "heart of study 1.", "lung of study 1."]
-    assert sample["image"].shape == (1, 8, 8, 4) and sample["texture"].shape == (3, 1, 8, 8, 4) == sample["geometry"].shape
+    assert (
+        sample["image"].shape == (1, 8, 8, 4) and sample["texture"].shape == (3, 1, 8, 8, 4) == sample["geometry"].shape
+    )
     assert sample["image"].min() >= -1 and sample["image"].max() <= 1
     assert sample["geometry"].min() >= 0 and sample["geometry"].max() <= 1
     assert sample["labels"] == {"Cardiomegaly": 1}

@@ -113,7 +113,16 @@ def test_label_map_with_the_totalsegmentator_mapping(tmp_path):
 
     masks = read_region_masks(LabelMap(path, load_region_mapping(MAPPING)), volume_on(np.eye(4)))
 
-    assert set(masks) == {"abdomen", "bone", "esophagus", "heart", "lung", "mediastinum", "thyroid", "trachea and bronchie"}
+    assert set(masks) == {
+        "abdomen",
+        "bone",
+        "esophagus",
+        "heart",
+        "lung",
+        "mediastinum",
+        "thyroid",
+        "trachea and bronchie",
+    }
     assert np.array_equal(masks["lung"], (labels == 10) | (labels == 14))
     assert np.array_equal(masks["heart"], labels == 51)
     assert np.array_equal(masks["bone"], labels == 92)
@@ -155,7 +164,11 @@ def test_radgenome_reader(tmp_path):
     rows += report_rows("train_2_b_3", ["trachea and bronchie"], whole=False)
     write_radgenome_reports(tmp_path, "train", rows)
     header = ["VolumeName", *CT_RATE_LABELS]
-    write_csv(tmp_path / "multi_abnormality_labels" / "train_predicted_labels.csv", header, [["train_1_a_1.nii.gz"] + ["0", "1"] * 9])
+    write_csv(
+        tmp_path / "multi_abnormality_labels" / "train_predicted_labels.csv",
+        header,
+        [["train_1_a_1.nii.gz"] + ["0", "1"] * 9],
+    )
 
     index = RadGenomeReader(tmp_path).read("train")
 
@@ -195,7 +208,11 @@ def test_radgenome_valid_split_and_separate_mask_root(tmp_path):
 
 def write_ctrg(root: Path, ids: list[str]) -> None:
     write_csv(root / "reports.csv", ["id", "report"], [[sid, f"Report of {sid}."] for sid in ids])
-    write_csv(root / "region_reports.csv", ["Volumename", "Anatomy", "Sentence"], [[sid, "lung", f"Lung of {sid}."] for sid in ids])
+    write_csv(
+        root / "region_reports.csv",
+        ["Volumename", "Anatomy", "Sentence"],
+        [[sid, "lung", f"Lung of {sid}."] for sid in ids],
+    )
     for sid in ids:
         write_nifti(root / "volumes" / f"{sid}.nii.gz", ct_array())
         write_mask_folder(root / "masks" / f"seg_{sid}", ["lung"])
@@ -247,7 +264,17 @@ def test_manifest_csv(tmp_path):
     write_mask_folder(tmp_path / "seg" / "s1", ["lung", "heart"])
     write_nifti(tmp_path / "ct" / "s2.nii.gz", ct_array())
     write_nifti(tmp_path / "seg" / "s2_total.nii.gz", np.zeros(SHAPE, np.uint8))
-    header = ["study_id", "split", "volume", "masks", "label_map", "mapping", "report", "report_lung", "report_trachea_and_bronchie"]
+    header = [
+        "study_id",
+        "split",
+        "volume",
+        "masks",
+        "label_map",
+        "mapping",
+        "report",
+        "report_lung",
+        "report_trachea_and_bronchie",
+    ]
     rows = [
         ["s1", "train", "ct/s1.nii.gz", "seg/s1", "", "", "Whole.", "Clear lungs.", ""],
         ["s2", "train", "ct/s2.nii.gz", "", "seg/s2_total.nii.gz", str(MAPPING), "", "Emphysema.", "Patent."],
@@ -300,7 +327,10 @@ def test_data_configs_compose_and_instantiate(tmp_path, name, reader_type, overr
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
-        config = compose("preprocess", overrides=[f"data={name}", override.format(tmp=tmp_path), "data.cache_dir=" + str(tmp_path / "cache")])
+        config = compose(
+            "preprocess",
+            overrides=[f"data={name}", override.format(tmp=tmp_path), "data.cache_dir=" + str(tmp_path / "cache")],
+        )
     reader = instantiate(config.data.reader)
     assert config.data.name == name and isinstance(reader, reader_type)
     assert config.data.reader.policy == config.data.policy == "skip"

@@ -35,8 +35,14 @@ def run_script(script: str, *arguments: str, path: str | None = None) -> tuple[s
     """``scripts/<script>`` in the repository, offline; ``path`` replaces PATH (the interpreter is absolute)."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **({"PATH": path} if path is not None else {})}
     start = time.monotonic()
-    done = subprocess.run([sys.executable, str(SCRIPTS / script), *arguments], cwd=REPO, env=environment,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *arguments],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done, time.monotonic() - start
 
 
@@ -87,7 +93,8 @@ def test_missing_nltk_data_is_listed_with_its_fix(monkeypatch):
 
     monkeypatch.setattr(nltk_data, "require_nltk_data", missing)
     assert evaluation_problems(["reg2rg"]) == [
-        "METEOR's NLTK data: WordNet archive /x/wordnet.zip is missing; reinstall reg2rg"]
+        "METEOR's NLTK data: WordNet archive /x/wordnet.zip is missing; reinstall reg2rg"
+    ]
     assert evaluation_problems([], regions=True) != []  # the region tables score METEOR too
     assert evaluation_problems([], regions=False) == []  # nothing uses METEOR
 
@@ -104,8 +111,9 @@ def test_radbert_without_its_files_is_reported(tmp_path):
     unset = evaluation_problems([], evaluate_config("ce=radbert").ce, regions=False)
     assert len(unset) == 2
     assert "add ce.labeler.model_dir=" in unset[0] and "add ce.labeler.classifier_path=" in unset[1]
-    ce = evaluate_config("ce=radbert", f"ce.labeler.model_dir={tmp_path}",
-                         f"ce.labeler.classifier_path={tmp_path / 'c.pth'}").ce
+    ce = evaluate_config(
+        "ce=radbert", f"ce.labeler.model_dir={tmp_path}", f"ce.labeler.classifier_path={tmp_path / 'c.pth'}"
+    ).ce
     problems = evaluation_problems([], ce, regions=False)
     assert len(problems) == 3
     assert f"{tmp_path} has no config.json" in problems[0]
@@ -119,8 +127,13 @@ def test_radbert_files_the_loader_reads_pass_and_an_incomplete_copy_fails(radber
     from reg2rg.evaluation.radbert import RadBertLabeler
 
     folder, weights, _ = radbert_files
-    ce = {"labeler": {"_target_": "reg2rg.evaluation.radbert.RadBertLabeler", "model_dir": str(folder),
-                      "classifier_path": str(weights)}}
+    ce = {
+        "labeler": {
+            "_target_": "reg2rg.evaluation.radbert.RadBertLabeler",
+            "model_dir": str(folder),
+            "classifier_path": str(weights),
+        }
+    }
     assert evaluation_problems([], ce, regions=False) == []
     RadBertLabeler(folder, weights)  # what passed the check loads
     incomplete = shutil.copytree(folder, tmp_path / "radbert", ignore=shutil.ignore_patterns("merges.txt"))
@@ -161,12 +174,14 @@ def test_every_problem_in_one_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     (tmp_path / "a-file").touch()
     with pytest.raises(PrerequisitesMissing) as raised:
-        check_evaluation_prerequisites(["reg2rg", "coco", "bleu"], evaluate_config("ce=radbert").ce,
-                                       tmp_path / "a-file" / "eval")
+        check_evaluation_prerequisites(
+            ["reg2rg", "coco", "bleu"], evaluate_config("ce=radbert").ce, tmp_path / "a-file" / "eval"
+        )
     problems = raised.value.problems
     assert len(problems) == 5
-    assert [word in problem for word, problem in zip(("bleu", "java", "model_dir", "classifier_path", "a-file"),
-                                                       problems)] == [True] * 5
+    assert [
+        word in problem for word, problem in zip(("bleu", "java", "model_dir", "classifier_path", "a-file"), problems)
+    ] == [True] * 5
     assert str(raised.value).startswith("5 problem(s) to fix before starting:\n  - unknown protocol")
     assert all(f"  - {problem}" in str(raised.value) for problem in problems)
 
@@ -178,11 +193,13 @@ def test_wrong_data_root_is_the_reported_problem_and_missing_deepspeed_comes_wit
     cfg = compose_train(["experiment=radgenome", "data.root=/nonexistent", *OFFLINE_PAPER, f"output_dir={tmp_path}"])
     with pytest.raises(PrerequisitesMissing) as raised:
         check_training_start(cfg)
-    assert raised.value.problems == ["data.root /nonexistent is not a folder: point data.root at the radgenome dataset "
-                                     "(its layout: data/README.md)"]
+    assert raised.value.problems == [
+        "data.root /nonexistent is not a folder: point data.root at the radgenome dataset (its layout: data/README.md)"
+    ]
     find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *rest: None if name == "deepspeed" else find_spec(name, *rest))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *rest: None if name == "deepspeed" else find_spec(name, *rest)
+    )
     with pytest.raises(PrerequisitesMissing) as raised:
         check_training_start(cfg)
     data, deepspeed = raised.value.problems
@@ -191,8 +208,14 @@ def test_wrong_data_root_is_the_reported_problem_and_missing_deepspeed_comes_wit
 
 def test_training_checks_the_data_config_weights_and_its_evaluation(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    cfg = compose_train(["data=manifest", "model.vit_checkpoint=/nowhere/RadFM_vit3d.pth",
-                         "evaluation.protocols=[reg2rg,coco]", f"output_dir={tmp_path / 'run'}"])
+    cfg = compose_train(
+        [
+            "data=manifest",
+            "model.vit_checkpoint=/nowhere/RadFM_vit3d.pth",
+            "evaluation.protocols=[reg2rg,coco]",
+            f"output_dir={tmp_path / 'run'}",
+        ]
+    )
     with pytest.raises(PrerequisitesMissing) as raised:
         check_training_start(cfg)
     cache, manifest, weights, java = raised.value.problems
@@ -218,9 +241,17 @@ def test_misspelled_override_names_the_key_meant(override):
 
 
 def test_overrides_that_exist_or_are_arguments_pass():
-    valid = ["-m", "experiment=radgenome,ctrg", "model.use_texture=true,false", "~deepspeed", "hydra.run.dir=x",
-             "llm=gpt2", "+llm.architecture={model_type: gpt2}", "llm.architecture.n_embd=32",
-             "+trainer.optimizer.amsgrad=true"]
+    valid = [
+        "-m",
+        "experiment=radgenome,ctrg",
+        "model.use_texture=true,false",
+        "~deepspeed",
+        "hydra.run.dir=x",
+        "llm=gpt2",
+        "+llm.architecture={model_type: gpt2}",
+        "llm.architecture.n_embd=32",
+        "+trainer.optimizer.amsgrad=true",
+    ]
     assert unknown_keys(valid, CONFIGS, "train") == []
     [problem] = unknown_keys(["trainer.optimizer.amsgrad=true"], CONFIGS, "train")  # an argument the config leaves out
     assert problem.endswith("did you mean +trainer.optimizer.amsgrad=true ?")
@@ -264,8 +295,13 @@ def test_train_py_misspelled_override(tmp_path):
 
 
 def test_train_py_wrong_data_root_reports_the_data_not_deepspeed(tmp_path):
-    done, seconds = run_script("train.py", "experiment=radgenome", "data.root=/nonexistent", *OFFLINE_PAPER,
-                               f"hydra.run.dir={tmp_path / 'run'}")
+    done, seconds = run_script(
+        "train.py",
+        "experiment=radgenome",
+        "data.root=/nonexistent",
+        *OFFLINE_PAPER,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert done.returncode != 0 and seconds < START_S
     assert "data.root /nonexistent is not a folder" in done.stderr
     assert "DeepSpeed" not in done.stdout + done.stderr and "Traceback" not in done.stderr
@@ -274,8 +310,14 @@ def test_train_py_wrong_data_root_reports_the_data_not_deepspeed(tmp_path):
 
 def test_train_py_without_java_stops_before_anything_and_leaves_no_run_folder(tmp_path):
     (tmp_path / "bin").mkdir()
-    done, seconds = run_script("train.py", f"data.root={tmp_path / 'data'}", "evaluation.protocols=[reg2rg,coco]",
-                               "logger=none", f"hydra.run.dir={tmp_path / 'run'}", path=str(tmp_path / "bin"))
+    done, seconds = run_script(
+        "train.py",
+        f"data.root={tmp_path / 'data'}",
+        "evaluation.protocols=[reg2rg,coco]",
+        "logger=none",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        path=str(tmp_path / "bin"),
+    )
     assert done.returncode != 0 and seconds < START_S
     assert done.stderr.count("java is not on PATH") == 1
     assert "evaluation.protocols=[reg2rg]" in done.stderr
@@ -285,8 +327,13 @@ def test_train_py_without_java_stops_before_anything_and_leaves_no_run_folder(tm
 
 def test_train_py_failing_inside_train_leaves_no_run_folder(tiny_data, tmp_path):
     # passes the start-up checks, then train() refuses the batch sizes before any data or model
-    done, _ = run_script("train.py", *tiny_overrides(tiny_data, None), "cpu_processes=1",
-                         "trainer.effective_batch_size=3", f"hydra.run.dir={tmp_path / 'run'}")
+    done, _ = run_script(
+        "train.py",
+        *tiny_overrides(tiny_data, None),
+        "cpu_processes=1",
+        "trainer.effective_batch_size=3",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert done.returncode != 0 and "effective" in done.stderr
     assert not (tmp_path / "run").exists()
 
@@ -296,20 +343,34 @@ def test_train_py_failing_inside_train_leaves_no_run_folder(tiny_data, tmp_path)
 
 def test_evaluate_py_lists_every_problem_before_reading_anything(tmp_path):
     (tmp_path / "a-file").touch()
-    done, _ = run_script("evaluate.py", f"predictions={tmp_path / 'absent.csv'}", "ce=radbert",
-                         f"output_dir={tmp_path / 'a-file' / 'eval'}", f"hydra.run.dir={tmp_path / 'hydra'}",
-                         path=str(tmp_path))
+    done, _ = run_script(
+        "evaluate.py",
+        f"predictions={tmp_path / 'absent.csv'}",
+        "ce=radbert",
+        f"output_dir={tmp_path / 'a-file' / 'eval'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+        path=str(tmp_path),
+    )
     assert done.returncode != 0
     assert "evaluate.py: 4 problem(s) to fix before starting" in done.stderr
-    for expected in ("java is not on PATH", "ce.labeler.model_dir=", "ce.labeler.classifier_path=",
-                     "is a file, not a folder"):
+    for expected in (
+        "java is not on PATH",
+        "ce.labeler.model_dir=",
+        "ce.labeler.classifier_path=",
+        "is a file, not a folder",
+    ):
         assert expected in done.stderr
     assert "absent.csv" not in done.stderr  # the predictions are read only after the checks
 
 
 def test_generate_py_checks_its_output_folder_first(tmp_path):
     (tmp_path / "a-file").touch()
-    done, _ = run_script("generate.py", f"checkpoint={tmp_path / 'absent'}", "data=synthetic",
-                         f"output={tmp_path / 'a-file' / 'predictions.csv'}", f"hydra.run.dir={tmp_path / 'hydra'}")
+    done, _ = run_script(
+        "generate.py",
+        f"checkpoint={tmp_path / 'absent'}",
+        "data=synthetic",
+        f"output={tmp_path / 'a-file' / 'predictions.csv'}",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    )
     assert done.returncode != 0
     assert "generate.py: 1 problem(s) to fix before starting" in done.stderr and "output=..." in done.stderr

@@ -279,8 +279,11 @@ def test_written_dataset_is_byte_identical_per_seed_and_independent_of_n(dataset
 
     same = tmp_path / "same"
     write_dataset(same, cfg)
-    for path in ("radgenome_files/train_region_report.csv", "multi_abnormality_labels/valid_predicted_labels.csv",
-                 "valid_region_mask/seg_valid_2_a_1/lung.nii.gz"):
+    for path in (
+        "radgenome_files/train_region_report.csv",
+        "multi_abnormality_labels/valid_predicted_labels.csv",
+        "valid_region_mask/seg_valid_2_a_1/lung.nii.gz",
+    ):
         assert (same / path).read_bytes() == (root / path).read_bytes()
     other = tmp_path / "other"
     write_dataset(other, SyntheticConfig(n_train=2, n_valid=0, seed=cfg.seed + 1))
@@ -314,7 +317,9 @@ def test_perturb_masks_erodes_and_shifts():
     cube = np.zeros((10, 10, 10), bool)
     cube[3:7, 3:7, 3:7] = True
     masks = {region: cube for region in REGIONS}
-    eroded = perturb_masks(masks, SyntheticConfig(mask_perturbation={"erode_p": 1.0}).perturbation, np.random.default_rng(0))
+    eroded = perturb_masks(
+        masks, SyntheticConfig(mask_perturbation={"erode_p": 1.0}).perturbation, np.random.default_rng(0)
+    )
     assert all(mask.sum() == 8 for mask in eroded.values())
     spec = SyntheticConfig(mask_perturbation={"shift_p": 1.0, "shift_k": 1}).perturbation
     shifted = perturb_masks(masks, spec, np.random.default_rng(0))
@@ -333,27 +338,37 @@ def test_radgenome_reader_reads_the_dataset(dataset):
 
 
 def test_script_writes_a_dataset(tmp_path):
-    command = [sys.executable, str(ROOT / "scripts" / "make_synthetic.py"), f"out={tmp_path / 'data'}", "n_train=1",
-               "n_valid=1", "shape=[32,32,16]", f"hydra.run.dir={tmp_path / 'hydra'}"]
+    command = [
+        sys.executable,
+        str(ROOT / "scripts" / "make_synthetic.py"),
+        f"out={tmp_path / 'data'}",
+        "n_train=1",
+        "n_valid=1",
+        "shape=[32,32,16]",
+        f"hydra.run.dir={tmp_path / 'hydra'}",
+    ]
     result = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert re.search(r"1 train \+ 1 valid studies", result.stdout)
     assert (tmp_path / "data" / "radgenome_files" / "validation_region_report.csv").is_file()
 
 
-@pytest.mark.parametrize("changes", [
-    {"shape": (64, 64)},
-    {"shape": (4, 64, 32)},
-    {"spacing_mm": (1.0, -1.0, 1.0)},
-    {"n_train": -1},
-    {"finding_prevalence": 1.5},
-    {"finding_prevalence": {"Lung tumour": 0.5}},
-    {"mask_perturbation": {"blur_p": 0.5}},
-    {"mask_perturbation": {"drop_p": 2.0}},
-    {"noise_hu": -1.0},
-    {"nodule_diameter_mm": (20.0, 10.0)},
-    {"nodule_diameter_mm": (0.0, 10.0)},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"shape": (64, 64)},
+        {"shape": (4, 64, 32)},
+        {"spacing_mm": (1.0, -1.0, 1.0)},
+        {"n_train": -1},
+        {"finding_prevalence": 1.5},
+        {"finding_prevalence": {"Lung tumour": 0.5}},
+        {"mask_perturbation": {"blur_p": 0.5}},
+        {"mask_perturbation": {"drop_p": 2.0}},
+        {"noise_hu": -1.0},
+        {"nodule_diameter_mm": (20.0, 10.0)},
+        {"nodule_diameter_mm": (0.0, 10.0)},
+    ],
+)
 def test_bad_config_raises_a_clear_error(changes):
     with pytest.raises(ValueError):
         SyntheticConfig(**changes)
@@ -372,8 +387,9 @@ def test_ensure_synthetic_follows_the_config_but_never_rewrites_a_hand_written_d
     from reg2rg.data.prepare import ensure_synthetic
 
     def data_cfg(root: Path, **synthetic) -> object:
-        return OmegaConf.create({"name": "synthetic", "root": str(root),
-                                 "synthetic": {"shape": [24, 24, 12], "seed": 3, **synthetic}})
+        return OmegaConf.create(
+            {"name": "synthetic", "root": str(root), "synthetic": {"shape": [24, 24, 12], "seed": 3, **synthetic}}
+        )
 
     managed = tmp_path / "managed"
     ensure_synthetic(data_cfg(managed, n_train=1, n_valid=1))

@@ -37,14 +37,21 @@ def test_paper_experiments_carry_the_paper_settings(experiment, epochs, data):
     optimizer = trainer.optimizer.func
     assert optimizer.__name__ == "AdamW" and trainer.optimizer.keywords["lr"] == 5e-5
     assert trainer.lr_scheduler == "constant_with_warmup" and trainer.mixed_precision == "bf16"
-    per_device, accumulation, effective = (trainer.per_device_batch_size, trainer.gradient_accumulation_steps,
-                                           trainer.effective_batch_size)
+    per_device, accumulation, effective = (
+        trainer.per_device_batch_size,
+        trainer.gradient_accumulation_steps,
+        trainer.effective_batch_size,
+    )
     worlds = (1, 2, 8, 16)
     assert [resolve_batching(per_device, accumulation, effective, w).accumulation for w in worlds] == [16, 8, 2, 1]
     deepspeed = fill_auto(OmegaConf.to_container(cfg.deepspeed), resolve_batching(1, None, 16, 2), 1.0, "bf16")
     assert deepspeed["zero_optimization"]["stage"] == 2 and deepspeed["bf16"]["enabled"] is True
-    assert (deepspeed["train_micro_batch_size_per_gpu"], deepspeed["gradient_accumulation_steps"],
-            deepspeed["train_batch_size"], deepspeed["gradient_clipping"]) == (1, 8, 16, 1.0)
+    assert (
+        deepspeed["train_micro_batch_size_per_gpu"],
+        deepspeed["gradient_accumulation_steps"],
+        deepspeed["train_batch_size"],
+        deepspeed["gradient_clipping"],
+    ) == (1, 8, 16, 1.0)
 
 
 @pytest.mark.parametrize("experiment", ["demo", "radgenome", "ctrg"])
@@ -64,21 +71,33 @@ def test_the_demo_is_the_default_and_offline():
     assert cfg.trainer.mixed_precision == "no" and not cfg.model.freeze_vision_encoder
 
 
-@pytest.mark.parametrize("override, layout", [
-    ("model.use_texture=false", (4, 0, 1)),
-    ("model.use_geometry=false", (4, 4, 0)),
-    ("model.use_global=false", (0, 4, 1)),
-    ("model.rra=false", (4, 4, 1)),
-])
+@pytest.mark.parametrize(
+    "override, layout",
+    [
+        ("model.use_texture=false", (4, 0, 1)),
+        ("model.use_geometry=false", (4, 4, 0)),
+        ("model.use_global=false", (0, 4, 1)),
+        ("model.rra=false", (4, 4, 1)),
+    ],
+)
 def test_ablations_are_overrides(override, layout):
     model = build_model(paper_config("radgenome", [override]), tokenizer())
     assert (model.layout.global_tokens, model.layout.texture_tokens, model.layout.geometry_tokens) == layout
 
 
 def test_gpt2_decoder_ablation():
-    cfg = compose_train(["experiment=radgenome", "llm=gpt2", "llm.name_or_path=null", f"+llm.architecture={TINY_GPT2}",
-                         "model.vit_checkpoint=null", "model.perceiver_checkpoint=null", *TINY_ENCODERS,
-                         "output_dir=unused"])
+    cfg = compose_train(
+        [
+            "experiment=radgenome",
+            "llm=gpt2",
+            "llm.name_or_path=null",
+            f"+llm.architecture={TINY_GPT2}",
+            "model.vit_checkpoint=null",
+            "model.perceiver_checkpoint=null",
+            *TINY_ENCODERS,
+            "output_dir=unused",
+        ]
+    )
     assert build_model(cfg, tokenizer()).llm.base_model.config.model_type == "gpt2"
 
 

@@ -49,8 +49,13 @@ print(json.dumps({{"first": logged(first["run_dir"]), "resumed": logged(resumed[
 def test_zero2_trains_checkpoints_and_resumes_in_one_cpu_process(tiny_data, tmp_path):
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER.format(tests=str(REPO / "tests")))
-    done = subprocess.run([sys.executable, str(runner), str(tiny_data), str(tmp_path)], capture_output=True,
-                          text=True, timeout=600, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(runner), str(tiny_data), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -24,8 +24,10 @@ TINY_ENCODERS = [
     *(f"model.perceiver.{kv}" for kv in "dim=24 depth=1 heads=2 dim_head=8 num_latents=4 ff_mult=2".split()),
     *(f"model.mask_encoder.{kv}" for kv in f"{ENCODER} dim=12 dim_head=6 mlp_dim=16".split()),
 ]
-TINY_LLAMA = ("{model_type: llama, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, "
-              "num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 2048}")
+TINY_LLAMA = (
+    "{model_type: llama, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, "
+    "num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 2048}"
+)
 TINY_MODEL = [*TINY_ENCODERS, f"llm.architecture={TINY_LLAMA}", "tokenizer_vocab_size=320"]
 # The paper experiments with everything that needs a download made tiny and random.
 OFFLINE_PAPER = [

@@ -20,17 +20,26 @@ import yaml
 from test_training_helpers import REPO, logged, tiny_overrides
 
 from reg2rg.training.checkpointing import STATE_FILE, list_checkpoints
-from reg2rg.training.launch import (cpu_processes_command, cpu_processes_environments, recorded_signals,
-                                   run_as_cpu_processes, strip_local_rank, supervise)
+from reg2rg.training.launch import (
+    cpu_processes_command,
+    cpu_processes_environments,
+    recorded_signals,
+    run_as_cpu_processes,
+    strip_local_rank,
+    supervise,
+)
 
 SCRIPT = str(REPO / "scripts" / "train.py")
 
 
-@pytest.mark.parametrize("argv, kept, local_rank", [
-    (["train.py", "--local_rank=3", "experiment=demo"], ["train.py", "experiment=demo"], "3"),
-    (["train.py", "--local-rank", "1", "a=b"], ["train.py", "a=b"], "1"),
-    (["train.py", "a=b"], ["train.py", "a=b"], None),
-])
+@pytest.mark.parametrize(
+    "argv, kept, local_rank",
+    [
+        (["train.py", "--local_rank=3", "experiment=demo"], ["train.py", "experiment=demo"], "3"),
+        (["train.py", "--local-rank", "1", "a=b"], ["train.py", "a=b"], "1"),
+        (["train.py", "a=b"], ["train.py", "a=b"], None),
+    ],
+)
 def test_local_rank_argument_is_stripped_for_hydra(argv, kept, local_rank):
     with mock.patch.dict(os.environ, {"WORLD_SIZE": "4"}):  # under a launcher the argument's rank is kept
         os.environ.pop("LOCAL_RANK", None)
@@ -54,8 +63,16 @@ def test_a_bad_local_rank_is_named():
 def test_multirun_sweeps_an_ablation_under_a_deepspeed_style_argv(tiny_data, tmp_path):
     """``deepspeed`` appends --local_rank=N; Hydra runs both jobs of the sweep in one process."""
     sweep = tmp_path / "sweep"
-    command = [sys.executable, SCRIPT, "--local_rank=0", "-m", "model.use_geometry=true,false",
-               *tiny_overrides(tiny_data, None), "trainer.max_steps=1", f"hydra.sweep.dir={sweep}"]
+    command = [
+        sys.executable,
+        SCRIPT,
+        "--local_rank=0",
+        "-m",
+        "model.use_geometry=true,false",
+        *tiny_overrides(tiny_data, None),
+        "trainer.max_steps=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
     subprocess.run(command, check=True, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     for job, use_geometry in (("0", True), ("1", False)):
         run = sweep / job
@@ -70,11 +87,18 @@ def training_at_step_2(tiny_data: Path, tmp_path: Path, processes: int) -> Itera
     """``python scripts/train.py`` of a long run on ``processes`` processes, once step 2 is logged; every
     process it started is killed at the end (the workers have sessions of their own)."""
     run = tmp_path / "run"
-    command = [sys.executable, SCRIPT, *tiny_overrides(tiny_data, None), "trainer.epochs=1000",
-               f"cpu_processes={processes}", f"hydra.run.dir={run}",
-               "prepare_data=true"]  # the data are ready: the main process checks them while the other waits
-    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    command = [
+        sys.executable,
+        SCRIPT,
+        *tiny_overrides(tiny_data, None),
+        "trainer.epochs=1000",
+        f"cpu_processes={processes}",
+        f"hydra.run.dir={run}",
+        "prepare_data=true",
+    ]  # the data are ready: the main process checks them while the other waits
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     family = [psutil.Process(process.pid)]
     try:
         deadline = time.monotonic() + 240
@@ -96,13 +120,16 @@ def last_checkpoint_step(run: Path, output: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("processes", "signum", "whom"), [
-    (1, signal.SIGTERM, "launcher"),
-    (2, signal.SIGTERM, "launcher"),  # the launching process passes SIGTERM on to its workers
-    (2, signal.SIGTERM, "launcher, twice"),  # a scheduler's second copy 50 ms later: not passed on
-    (2, signal.SIGTERM, "every process"),  # as SLURM: the launcher then passes a second copy to the workers
-    (2, signal.SIGINT, "the launcher's group"),  # as Ctrl-C in a terminal (the workers have sessions of their own)
-])
+@pytest.mark.parametrize(
+    ("processes", "signum", "whom"),
+    [
+        (1, signal.SIGTERM, "launcher"),
+        (2, signal.SIGTERM, "launcher"),  # the launching process passes SIGTERM on to its workers
+        (2, signal.SIGTERM, "launcher, twice"),  # a scheduler's second copy 50 ms later: not passed on
+        (2, signal.SIGTERM, "every process"),  # as SLURM: the launcher then passes a second copy to the workers
+        (2, signal.SIGINT, "the launcher's group"),  # as Ctrl-C in a terminal (the workers have sessions of their own)
+    ],
+)
 def test_a_stop_signal_writes_a_checkpoint_before_the_process_exits(tiny_data, tmp_path, processes, signum, whom):
     with training_at_step_2(tiny_data, tmp_path, processes) as (process, run):
         if whom.startswith("launcher"):
@@ -138,11 +165,17 @@ def test_one_cpu_process_or_a_launcher_runs_the_job_in_place():
     with mock.patch.dict(os.environ, {"WORLD_SIZE": "2"}):
         assert run_as_cpu_processes(2, SCRIPT, [], "run") is None
     assert cpu_processes_command(SCRIPT, ["a=b", "c={d: 1}"], "/runs/x")[1:] == [
-        SCRIPT, "a=b", "c={d: 1}", "hydra.run.dir=/runs/x"]
+        SCRIPT,
+        "a=b",
+        "c={d: 1}",
+        "hydra.run.dir=/runs/x",
+    ]
     environments = cpu_processes_environments(2, 29511)
     assert all(e["TORCHELASTIC_USE_AGENT_STORE"] == "True" for e in environments)  # the launcher hosts the store
     assert [(e["RANK"], e["LOCAL_RANK"], e["WORLD_SIZE"], e["MASTER_PORT"]) for e in environments] == [
-        ("0", "0", "2", "29511"), ("1", "1", "2", "29511")]
+        ("0", "0", "2", "29511"),
+        ("1", "1", "2", "29511"),
+    ]
 
 
 def python_process(code: str) -> subprocess.Popen:
@@ -158,14 +191,20 @@ def test_a_failing_process_stops_the_others_and_gives_the_job_its_status():
 
 def stopping_processes(*checkpoint_s: float) -> list[subprocess.Popen]:
     """Processes that print each SIGTERM / SIGINT they get and exit 143 ``checkpoint_s`` after a first SIGTERM."""
-    code = ("import signal, sys, time\n"
-            "def on_signal(signum, frame):\n"
-            "    print(signum, flush=True)\n"
-            "    if signum == signal.SIGTERM: time.sleep(float(sys.argv[1])); sys.exit(143)\n"
-            "signal.signal(signal.SIGTERM, on_signal); signal.signal(signal.SIGINT, on_signal)\n"
-            "print('ready', flush=True); time.sleep(60)\n")
-    workers = [subprocess.Popen([sys.executable, "-c", code, str(seconds)], stdout=subprocess.PIPE, text=True,
-                                start_new_session=True) for seconds in checkpoint_s]
+    code = (
+        "import signal, sys, time\n"
+        "def on_signal(signum, frame):\n"
+        "    print(signum, flush=True)\n"
+        "    if signum == signal.SIGTERM: time.sleep(float(sys.argv[1])); sys.exit(143)\n"
+        "signal.signal(signal.SIGTERM, on_signal); signal.signal(signal.SIGINT, on_signal)\n"
+        "print('ready', flush=True); time.sleep(60)\n"
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(seconds)], stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        for seconds in checkpoint_s
+    ]
     for worker in workers:
         assert worker.stdout.readline() == "ready\n"
     return workers
@@ -201,8 +240,9 @@ def test_ctrl_c_pressed_again_a_while_later_kills_the_processes(monkeypatch):
     monkeypatch.setattr("reg2rg.training.preemption.ABORT_AFTER_S", 0.5)
     workers = stopping_processes(0.0, 0.0)
     # the first Ctrl-C, a launcher's copy (not passed on, not an abort), a user's second Ctrl-C
-    status, elapsed = supervise_under_signals(workers, (0.3, signal.SIGINT), (0.35, signal.SIGINT),
-                                              (1.0, signal.SIGINT))
+    status, elapsed = supervise_under_signals(
+        workers, (0.3, signal.SIGINT), (0.35, signal.SIGINT), (1.0, signal.SIGINT)
+    )
     assert status == 128 + signal.SIGINT and elapsed >= 0.95
     assert [(worker.returncode, worker.stdout.read().split()) for worker in workers] == [(-signal.SIGKILL, ["2"])] * 2
 
@@ -213,9 +253,18 @@ def test_torchrun_on_two_cpu_processes_resumes_on_the_same_curve(tiny_data, tmp_
 
     The first run starts under torchrun, the resumed one as ``python scripts/train.py cpu_processes=2``.
     """
+
     def train(run: Path, launcher: list[str], *extra: str) -> dict[int, dict]:
-        command = [*launcher, SCRIPT, *tiny_overrides(tiny_data, None), "trainer.epochs=2",
-                   "trainer.save_every_n_steps=2", "trainer.keep_last=null", f"hydra.run.dir={run}", *extra]
+        command = [
+            *launcher,
+            SCRIPT,
+            *tiny_overrides(tiny_data, None),
+            "trainer.epochs=2",
+            "trainer.save_every_n_steps=2",
+            "trainer.keep_last=null",
+            f"hydra.run.dir={run}",
+            *extra,
+        ]
         done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         return logged(run)
@@ -225,7 +274,9 @@ def test_torchrun_on_two_cpu_processes_resumes_on_the_same_curve(tiny_data, tmp_
     checkpoint = tmp_path / "full" / "checkpoints" / "checkpoint-4"
     assert {"rng_state_0.pt", "rng_state_1.pt", "optimizer.pt"} <= {p.name for p in checkpoint.iterdir()}
     resumed = train(tmp_path / "resumed", [sys.executable], "cpu_processes=2", f"resume={checkpoint}")
-    assert json.loads((tmp_path / "resumed" / "checkpoints" / "checkpoint-6" / STATE_FILE).read_text())["world_size"] == 2
+    assert (
+        json.loads((tmp_path / "resumed" / "checkpoints" / "checkpoint-6" / STATE_FILE).read_text())["world_size"] == 2
+    )
     assert sorted(full) == [1, 2, 3, 4, 5, 6] and sorted(resumed) == [5, 6]
     for step in (5, 6):
         assert resumed[step]["loss"] == pytest.approx(full[step]["loss"], rel=1e-6)

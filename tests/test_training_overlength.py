@@ -28,8 +28,11 @@ def test_training_lengths_are_the_uncut_sequence_lengths():
     cut = model.collator(max_length=collate.training_lengths(samples)[0] - 3)
     assert len(cut.encode(samples[0])[0]) == cut.max_length
     with pytest.raises(ValueError, match=r"exceed the LLM's 1024 positions \(batch of studies study_0, study_1\)"):
-        model(**model.collator()([{**s, "region_reports": [" ".join(["word"] * 800)] * len(s["regions"])}
-                                  for s in samples]))
+        model(
+            **model.collator()(
+                [{**s, "region_reports": [" ".join(["word"] * 800)] * len(s["regions"])} for s in samples]
+            )
+        )
 
 
 @pytest.fixture
@@ -53,9 +56,13 @@ def test_a_far_too_long_report_is_cut_and_counted(data_with_a_long_report, tmp_p
     with caplog.at_level(logging.WARNING):
         result = run(data_with_a_long_report, tmp_path / "run")  # one epoch: every study is seen
     assert result["step"] == 3
-    assert re.search(rf"study {LONG_STUDY}: \d+ tokens exceed max_length={LLM_POSITIONS}; its report is cut", caplog.text)
-    assert f"1 of 12 training studies exceed max_length={LLM_POSITIONS} tokens (trainer.overlength=truncate)" \
+    assert re.search(
+        rf"study {LONG_STUDY}: \d+ tokens exceed max_length={LLM_POSITIONS}; its report is cut", caplog.text
+    )
+    assert (
+        f"1 of 12 training studies exceed max_length={LLM_POSITIONS} tokens (trainer.overlength=truncate)"
         in caplog.text
+    )
 
 
 def test_skip_leaves_over_long_studies_out(data_with_a_long_report, tmp_path, caplog):

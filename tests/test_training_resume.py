@@ -69,7 +69,10 @@ def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve
     assert [p.name for p in list_checkpoints(resumed["run_dir"] / "checkpoints")] == ["checkpoint-4", "checkpoint-6"]
     assert not list((resumed["run_dir"] / "checkpoints").glob(".*"))  # no staging folders left behind
     assert resumed["exit_code"] == 0 and resumed["stopped_by"] is None
-    settings = [yaml.safe_load((resumed["run_dir"] / name).read_text()) for name in ("config.before-resume-1.yaml", "config.yaml")]
+    settings = [
+        yaml.safe_load((resumed["run_dir"] / name).read_text())
+        for name in ("config.before-resume-1.yaml", "config.yaml")
+    ]
     assert [config["resume"] for config in settings] == [None, "latest"]  # the first session's settings are kept
 
 
@@ -122,8 +125,13 @@ def test_a_signal_arriving_during_the_agreement_is_not_lost(tiny_data, tmp_path,
         return agreed
 
     monkeypatch.setattr(trainer.Trainer, "_signal_anywhere", signal_after_reading_the_flag)
-    result = run(tiny_data, tmp_path / "run", "trainer.save_every_n_steps=null", "evaluation.enabled=true",
-                 "evaluation.generation.max_new_tokens=8")
+    result = run(
+        tiny_data,
+        tmp_path / "run",
+        "trainer.save_every_n_steps=null",
+        "evaluation.enabled=true",
+        "evaluation.generation.max_new_tokens=8",
+    )
 
     assert result["stopped_by"] == "SIGTERM" and result["exit_code"] == 128 + signal.SIGTERM
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == checkpoints
@@ -142,14 +150,25 @@ def test_a_finished_run_resumed_keeps_its_predictions_and_a_further_one_redoes_t
 
     with monkeypatch.context() as patch:
         patch.setattr(Reg2RG, "generate_reports", no_generation)
-        again = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8",
-                    "resume=latest")
+        again = run(
+            tiny_data,
+            tmp_path / "run",
+            "evaluation.enabled=true",
+            "evaluation.generation.max_new_tokens=8",
+            "resume=latest",
+        )
     assert again["step"] == first["step"] and again["checkpoint"] == first["checkpoint"]
     assert predictions.read_text(encoding="utf-8") == written and again["metrics"]["ce"] == first["metrics"]["ce"]
 
     # Trained on (more epochs): the predictions of the earlier checkpoint are begun afresh.
-    longer = run(tiny_data, tmp_path / "run", "evaluation.enabled=true", "evaluation.generation.max_new_tokens=8",
-                 "resume=latest", "trainer.epochs=3")
+    longer = run(
+        tiny_data,
+        tmp_path / "run",
+        "evaluation.enabled=true",
+        "evaluation.generation.max_new_tokens=8",
+        "resume=latest",
+        "trainer.epochs=3",
+    )
     assert longer["step"] > first["step"]
     sidecar = predictions.parent / "predictions.csv.settings.json"
     assert str(longer["checkpoint"]) in sidecar.read_text(encoding="utf-8")

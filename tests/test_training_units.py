@@ -11,13 +11,12 @@ import signal
 import pytest
 from test_training_helpers import compose_train, logged, tiny_overrides
 
-from reg2rg.training import preemption, train
+from reg2rg.training import preemption, tracking, train
 from reg2rg.training.batching import Batching, resolve_batching
 from reg2rg.training.checkpointing import STATE_FILE, TrainingState, find_checkpoint
 from reg2rg.training.deepspeed_config import fill_auto
 from reg2rg.training.loader import StepSampler
 from reg2rg.training.preemption import preemption_flag
-from reg2rg.training import tracking
 from reg2rg.training.tracking import LOSS_CURVE_FILE, MetricsLog, plot_loss_curve, read_metrics, wandb_mode
 from reg2rg.training.trainer import TrainerConfig
 
@@ -44,8 +43,10 @@ def step_samples(size: int, batching: Batching, epoch: int) -> list[set[int]]:
     """The samples of each optimizer step, over all ranks and micro-batches."""
     per_rank = rank_batches(size, batching, epoch)
     a = batching.accumulation
-    return [{i for rank in per_rank for batch in rank[s * a : (s + 1) * a] for i in batch}
-            for s in range(len(per_rank[0]) // a)]
+    return [
+        {i for rank in per_rank for batch in rank[s * a : (s + 1) * a] for i in batch}
+        for s in range(len(per_rank[0]) // a)
+    ]
 
 
 def test_each_step_sees_the_same_samples_on_any_number_of_processes():
@@ -138,7 +139,10 @@ def test_metrics_go_to_the_jsonl_file_and_wandb(tmp_path, monkeypatch):
     metrics.log({"loss": 1.0}, step=5)  # training goes on: metrics.jsonl only
     assert metrics.wandb_run is None
     assert [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
-        {"step": 3, "loss": 1.5}, {"step": 4, "loss": 1.5}, {"step": 5, "loss": 1.0}]
+        {"step": 3, "loss": 1.5},
+        {"step": 4, "loss": 1.5},
+        {"step": 5, "loss": 1.0},
+    ]
 
 
 def test_the_first_signal_raises_the_flag_and_a_launchers_repeats_are_ignored():
@@ -183,8 +187,12 @@ def test_the_loss_curve_reads_each_step_once_and_is_a_png(tmp_path, caplog):
     from PIL import Image
 
     path = tmp_path / "metrics.jsonl"
-    records = [{"step": 1, "loss": 5.0, "lr": 1e-4}, {"step": 3, "loss": 9.0, "lr": 3e-4},
-               {"step": 2, "loss": 4.0, "lr": 2e-4}, {"step": 3, "loss": 3.0, "lr": 3e-4}]  # step 3 again: resumed
+    records = [
+        {"step": 1, "loss": 5.0, "lr": 1e-4},
+        {"step": 3, "loss": 9.0, "lr": 3e-4},
+        {"step": 2, "loss": 4.0, "lr": 2e-4},
+        {"step": 3, "loss": 3.0, "lr": 3e-4},
+    ]  # step 3 again: resumed
     path.write_text("".join(json.dumps(record) + "\n" for record in records) + '{"step": 4, "lo', encoding="utf-8")
     read = read_metrics(path)
     assert [(record["step"], record["loss"]) for record in read] == [(1, 5.0), (2, 4.0), (3, 3.0)]
@@ -205,8 +213,11 @@ def test_training_draws_the_loss_curve_at_each_checkpoint(tiny_data, tmp_path, m
         return plot_loss_curve(records, path)
 
     monkeypatch.setattr(tracking, "plot_loss_curve", spy)
-    result = train(compose_train([*tiny_overrides(tiny_data, tmp_path / "run"), "trainer.epochs=1",
-                                  "trainer.save_every_n_steps=2"]))
+    result = train(
+        compose_train(
+            [*tiny_overrides(tiny_data, tmp_path / "run"), "trainer.epochs=1", "trainer.save_every_n_steps=2"]
+        )
+    )
     assert drawn == [[1, 2], [1, 2, 3]]  # checkpoints 2 and 3 (the last), from every step logged so far
     with Image.open(result["run_dir"] / LOSS_CURVE_FILE) as image:
         assert image.format == "PNG" and image.width > 0

@@ -39,8 +39,11 @@ class Payload:
 def remote_code_folder(folder: Path, marker: Path) -> Path:
     """A model folder whose config points transformers at its own Python file, which writes ``marker`` on import."""
     folder.mkdir(parents=True)
-    auto_map = {"AutoConfig": "payload.PayloadConfig", "AutoModelForCausalLM": "payload.PayloadModel",
-                "AutoModel": "payload.PayloadModel"}
+    auto_map = {
+        "AutoConfig": "payload.PayloadConfig",
+        "AutoModelForCausalLM": "payload.PayloadModel",
+        "AutoModel": "payload.PayloadModel",
+    }
     (folder / "config.json").write_text(json.dumps({"model_type": REMOTE_MODEL_TYPE, "auto_map": auto_map}))
     (folder / "payload.py").write_text(
         f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\n"
@@ -116,8 +119,9 @@ def compose_generate(overrides: list[str]):
         return compose("generate", overrides=overrides)
 
 
-def test_generate_runs_no_checkpoint_code_and_passes_only_its_own_flag(remote_checkpoint, caplog, monkeypatch,
-                                                                        modules_cache):
+def test_generate_runs_no_checkpoint_code_and_passes_only_its_own_flag(
+    remote_checkpoint, caplog, monkeypatch, modules_cache
+):
     from reg2rg import models
     from reg2rg.inference import generate_from_config
 
@@ -139,8 +143,9 @@ def test_generate_runs_no_checkpoint_code_and_passes_only_its_own_flag(remote_ch
     monkeypatch.setattr(models, "from_pretrained", record)
     for flag in ("false", "true"):
         with pytest.raises(Stop):
-            generate_from_config(compose_generate([f"checkpoint={checkpoint}", "data=synthetic",
-                                                   f"trust_remote_code={flag}"]))
+            generate_from_config(
+                compose_generate([f"checkpoint={checkpoint}", "data=synthetic", f"trust_remote_code={flag}"])
+            )
     assert asked == [False, True]
 
 
@@ -177,8 +182,11 @@ def test_resume_refuses_a_pickle_in_the_training_state(tiny_data, tmp_path, name
     torch.save({"state": Payload(marker)}, checkpoint / name)
     write_digests(checkpoint)
     with pytest.raises(ValueError, match=rf"{name}: refusing to unpickle it: it holds io.open"):
-        train(compose_train([*tiny_overrides(tiny_data, tmp_path / "resumed"), f"resume={checkpoint}",
-                             "trainer.max_steps=2"]))
+        train(
+            compose_train(
+                [*tiny_overrides(tiny_data, tmp_path / "resumed"), f"resume={checkpoint}", "trainer.max_steps=2"]
+            )
+        )
     assert not marker.exists()
     torch.load(checkpoint / name, weights_only=False)  # the control
     assert marker.exists()
@@ -231,8 +239,13 @@ def test_deepspeed_resume_refuses_a_pickle_in_its_files(tiny_data, tmp_path):
     pytest.importorskip("deepspeed", reason="DeepSpeed is the optional extra: pip install -e .[deepspeed]")
     runner = tmp_path / "runner.py"
     runner.write_text(DEEPSPEED_RUNNER.format(tests=str(REPO / "tests")))
-    done = subprocess.run([sys.executable, str(runner), str(tiny_data), str(tmp_path)], capture_output=True,
-                          text=True, timeout=600, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, str(runner), str(tiny_data), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
     assert {"mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt"} <= set(outcome)

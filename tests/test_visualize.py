@@ -78,8 +78,10 @@ def _texts(figure, prefix: str) -> dict[str, list[str]]:
 
 def test_ground_reports_flags_exactly_the_wrong_areas():
     truth = ["lung", "heart", "trachea and bronchie", "bone"]
-    text = ("The region 0 is lung: Clear. The region 1 is lung: Enlarged heart. "
-            "The region 2 is Trachea_and_Bronchie: Patent. The region 7 is thyroid: Nodule.")
+    text = (
+        "The region 0 is lung: Clear. The region 1 is lung: Enlarged heart. "
+        "The region 2 is Trachea_and_Bronchie: Patent. The region 7 is thyroid: Nodule."
+    )
     entries = ground_reports(text, truth)
     by_index = {e.index: e for e in entries}
     assert [e.index for e in entries] == [0, 1, 2, 3, 7]
@@ -103,8 +105,11 @@ def test_ground_reports_inputs():
     assert ground_reports("", ["lung"]) == []
     # a mapping {area: report} follows the given region order, skipping empty reports
     entries = ground_reports({"lung": "Clear.", "heart": "", "bone": "Intact."}, ["bone", "lung", "heart"])
-    assert [(e.index, e.region, e.predicted) for e in entries] == [(0, "bone", "bone"), (1, "lung", "lung"),
-                                                                    (2, "heart", None)]
+    assert [(e.index, e.region, e.predicted) for e in entries] == [
+        (0, "bone", "bone"),
+        (1, "lung", "lung"),
+        (2, "heart", None),
+    ]
     # numbering from first_index
     entries = ground_reports("The region 1 is lung: a. The region 2 is lung: b.", ["lung", "heart"], first_index=1)
     assert [e.mismatch for e in entries] == [False, True]
@@ -145,8 +150,9 @@ def test_figure_has_three_views_legend_and_palette_colours(opened):
     for handle, region in zip(legend.legend_handles, labels):
         assert to_hex(handle.get_edgecolor()) == PALETTE[region]
     # the reports sit beside the images in their region's colour swatch
-    swatches = {p.get_gid(): to_hex(p.get_facecolor())
-                for p in figure.artists if (p.get_gid() or "").startswith("swatch")}
+    swatches = {
+        p.get_gid(): to_hex(p.get_facecolor()) for p in figure.artists if (p.get_gid() or "").startswith("swatch")
+    }
     assert swatches == {f"swatch-{i}": PALETTE[r] for i, r in enumerate(sample["regions"])}
 
 
@@ -184,8 +190,9 @@ def test_text_is_wrapped_inside_the_figure_without_overlaps(opened):
     for text in figure.texts:
         box = text.get_window_extent(renderer)
         assert inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1, text
-    report_lines = [t.get_window_extent(renderer) for t in figure.texts
-                    if (t.get_gid() or "").startswith(("header-", "body-"))]
+    report_lines = [
+        t.get_window_extent(renderer) for t in figure.texts if (t.get_gid() or "").startswith(("header-", "body-"))
+    ]
     assert len(report_lines) > 10 * len(reports)  # wrapped
     images_right = max(ax.get_window_extent(renderer).x1 for ax in figure.axes)
     assert min(box.x0 for box in report_lines) > images_right  # beside the images, not over them
@@ -338,8 +345,21 @@ def test_render_study_and_its_script(cache, tmp_path, monkeypatch):
 
     # without a checkpoint: the reference reports, said so in the caption
     out = tmp_path / "reference.png"
-    monkeypatch.setattr(sys, "argv", ["render_example.py", "--cache", str(cache), "--study", "0", "--out", str(out),
-                                      "--html", str(tmp_path / "reference.html")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "render_example.py",
+            "--cache",
+            str(cache),
+            "--study",
+            "0",
+            "--out",
+            str(out),
+            "--html",
+            str(tmp_path / "reference.html"),
+        ],
+    )
     runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "render_example.py"), run_name="__main__")
     assert out.read_bytes().startswith(b"\x89PNG") and "not model output" in (tmp_path / "reference.html").read_text()
     # without --out: outputs/grounded_<study>.png of the current folder, never the picture the docs show

@@ -75,9 +75,17 @@ def _began_otherwise(output: Path, identity: Mapping[str, Any]) -> str | None:
     return f"{', '.join(changed)} changed, see {_sidecar(output).name}" if changed else None
 
 
-def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4, num_workers: int = 0,
-                         settings: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None,
-                         restart_if_changed: bool = False, merge_lora: bool = True) -> Path:
+def generate_predictions(
+    model,
+    dataset,
+    output: str | Path,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    settings: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    restart_if_changed: bool = False,
+    merge_lora: bool = True,
+) -> Path:
     """Generate a report for every study of ``dataset`` (canonical region order) into ``output``.
 
     ``settings`` are ``Reg2RG.generate`` options (greedy by default); ``metadata`` (checkpoint,
@@ -110,9 +118,11 @@ def generate_predictions(model, dataset, output: str | Path, batch_size: int = 4
     todo.sort(key=lambda index: -len(collator.prompt_ids(len(dataset.region_order(index)))))  # stable
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, num_workers=num_workers, collate_fn=list)
     new_file = not output.is_file() or output.stat().st_size == 0
-    with (merged_lora(model) if lora.get("lora_merged") else nullcontext(),
-          open(output, "a", newline="", encoding="utf-8") as f,
-          tqdm(total=len(todo), desc="generate", unit="study") as bar):
+    with (
+        merged_lora(model) if lora.get("lora_merged") else nullcontext(),
+        open(output, "a", newline="", encoding="utf-8") as f,
+        tqdm(total=len(todo), desc="generate", unit="study") as bar,
+    ):
         writer = csv.writer(f)
         if new_file:
             writer.writerow(COLUMNS)
@@ -170,16 +180,24 @@ def data_for_checkpoint(checkpoint: str | Path, given=None, overrides: Sequence[
     recorded, now = trained_data_settings(trained), trained_data_settings(given)
     differing = {key: now.get(key) for key in recorded if now.get(key) != recorded[key]}
     explicit = _overridden_data_keys(overrides)
-    refused = [key for key in differing if any(o == key or key.startswith(f"{o}.") or o.startswith(f"{key}.") for o in explicit)]
+    refused = [
+        key
+        for key in differing
+        if any(o == key or key.startswith(f"{o}.") or o.startswith(f"{key}.") for o in explicit)
+    ]
     if refused:
         trained_values = ", ".join(f"data.{key}={recorded[key]}" for key in refused)
         given_values = ", ".join(f"data.{key}={differing[key]}" for key in refused)
-        raise ValueError(f"{checkpoint} holds a model trained with {trained_values}; the override {given_values} "
-                         "contradicts it: drop the override (the checkpoint's setting is used), or use a checkpoint "
-                         "trained so")
+        raise ValueError(
+            f"{checkpoint} holds a model trained with {trained_values}; the override {given_values} "
+            "contradicts it: drop the override (the checkpoint's setting is used), or use a checkpoint "
+            "trained so"
+        )
     data = OmegaConf.create(OmegaConf.to_container(given, resolve=True))
     for key, value in differing.items():
-        log.info("data.%s=%s, as the checkpoint's model was trained (data=%s says %s)", key, recorded[key], given.name, value)
+        log.info(
+            "data.%s=%s, as the checkpoint's model was trained (data=%s says %s)", key, recorded[key], given.name, value
+        )
         OmegaConf.update(data, key, recorded[key], merge=False)
     return data
 
@@ -214,10 +232,21 @@ def generate_from_config(cfg, overrides: Sequence[str] = ()) -> Path:
     dataset = dataset_from_config(data, cfg.split)
     trained = read_trained_with(cfg.checkpoint).get("evaluation") or {}
     given = {k: v for k, v in OmegaConf.to_container(cfg.generation, resolve=True).items() if v is not None}
-    settings, used = decoding_options(cfg.get("decoding") or trained.get("decoding", "greedy"),
-                                      {**(trained.get("generation") or {}), **given}, model.config["llm"]["name_or_path"])
+    settings, used = decoding_options(
+        cfg.get("decoding") or trained.get("decoding", "greedy"),
+        {**(trained.get("generation") or {}), **given},
+        model.config["llm"]["name_or_path"],
+    )
     batch_size = cfg.batch_size or trained.get("batch_size") or DEFAULT_BATCH_SIZE
     log.info("%s; batch size %d", used, batch_size)
     metadata = {**checkpoint_record(cfg.checkpoint), "data": data.name, "split": cfg.split, "device": device}
-    return generate_predictions(model, dataset, cfg.output, batch_size, cfg.num_workers, settings, metadata,
-                                merge_lora=cfg.get("merge_lora", True))
+    return generate_predictions(
+        model,
+        dataset,
+        cfg.output,
+        batch_size,
+        cfg.num_workers,
+        settings,
+        metadata,
+        merge_lora=cfg.get("merge_lora", True),
+    )

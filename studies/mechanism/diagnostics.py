@@ -50,15 +50,24 @@ def image_swap_losses(model: Any, samples: Sequence[Mapping[str, Any]], batch_si
     """
     pairs = []
     for i, sample in enumerate(samples):
-        partner = next((samples[(i + k) % len(samples)] for k in range(1, len(samples))
-                        if samples[(i + k) % len(samples)]["regions"] == sample["regions"]), None)
+        partner = next(
+            (
+                samples[(i + k) % len(samples)]
+                for k in range(1, len(samples))
+                if samples[(i + k) % len(samples)]["regions"] == sample["regions"]
+            ),
+            None,
+        )
         if partner is not None:
             pairs.append((sample, {**sample, **{key: partner[key] for key in VISUAL_KEYS}}))
     if not pairs:
         raise ValueError("image_swap_losses needs at least two studies with the same regions")
     own, swapped = zip(*pairs)
-    return {"own": _mean_loss(model, own, batch_size), "swapped": _mean_loss(model, swapped, batch_size),
-            "studies": len(pairs)}
+    return {
+        "own": _mean_loss(model, own, batch_size),
+        "swapped": _mean_loss(model, swapped, batch_size),
+        "studies": len(pairs),
+    }
 
 
 @torch.no_grad()
@@ -70,7 +79,7 @@ def _mean_loss(model: Any, samples: Sequence[Mapping[str, Any]], batch_size: int
     total = 0.0
     try:
         for start in range(0, len(samples), batch_size):
-            chunk = list(samples[start:start + batch_size])
+            chunk = list(samples[start : start + batch_size])
             total += float(model(**send_to_device(collate(chunk), device)).loss) * len(chunk)
     finally:
         model.train(was_training)
@@ -99,14 +108,15 @@ def region_token_features(model: Any, samples: Sequence[Mapping[str, Any]], regi
                 raise ValueError(f"study {sample.get('study_id')!r} has no region {region!r}")
             if count == 0:
                 raise ValueError(f"the model hands the LLM no {region} tokens (its switches turn them off)")
-            rows.append(tokens[start:start + count].flatten().float().numpy())
+            rows.append(tokens[start : start + count].flatten().float().numpy())
     finally:
         visual.train(was_training)
     return np.stack(rows)
 
 
-def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
-                 l2: float = 1e-2) -> dict[str, float]:
+def linear_probe(
+    train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, l2: float = 1e-2
+) -> dict[str, float]:
     """Accuracy of an L2-regularised logistic regression (standardised features, L-BFGS) fitted on
     ``train_x`` (N, F) -> ``train_y`` (N,) in {0, 1}: on its own data and on ``test_x``/``test_y``,
     with the majority-class accuracy of the test labels to compare against, and the AUC of its test
@@ -136,8 +146,14 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, t
     return result
 
 
-def input_readability(train: Sequence[Mapping[str, Any]], valid: Sequence[Mapping[str, Any]], region: str,
-                      finding: str, pool: tuple[int, int, int] = (8, 8, 4), reduce: str = "mean") -> dict[str, float]:
+def input_readability(
+    train: Sequence[Mapping[str, Any]],
+    valid: Sequence[Mapping[str, Any]],
+    region: str,
+    finding: str,
+    pool: tuple[int, int, int] = (8, 8, 4),
+    reduce: str = "mean",
+) -> dict[str, float]:
     """{input: validation AUC} of a ``linear_probe`` for ``finding`` (a CT-RATE label) on each input of
     ``region`` ("texture": its crop, "geometry": its mask, "image": the global image), pooled to ``pool``
     and fitted on ``train``: how plainly one input alone shows the finding, before any model.
@@ -148,12 +164,17 @@ def input_readability(train: Sequence[Mapping[str, Any]], valid: Sequence[Mappin
         raise ValueError(f"the validation studies need some with and some without {finding!r}")
     if reduce not in POOLINGS:
         raise ValueError(f"reduce must be one of {sorted(POOLINGS)}, got {reduce!r}")
-    return {part: linear_probe(_pooled(train, region, part, pool, reduce), y_train,
-                               _pooled(valid, region, part, pool, reduce), y_valid)["auc"] for part in VISUAL_KEYS}
+    return {
+        part: linear_probe(
+            _pooled(train, region, part, pool, reduce), y_train, _pooled(valid, region, part, pool, reduce), y_valid
+        )["auc"]
+        for part in VISUAL_KEYS
+    }
 
 
-def _pooled(samples: Sequence[Mapping[str, Any]], region: str, part: str, pool: tuple[int, int, int],
-            reduce: str) -> np.ndarray:
+def _pooled(
+    samples: Sequence[Mapping[str, Any]], region: str, part: str, pool: tuple[int, int, int], reduce: str
+) -> np.ndarray:
     """(N, prod(pool)): one input of each sample, pooled by ``reduce``."""
     rows = []
     for sample in samples:
@@ -165,8 +186,9 @@ def _pooled(samples: Sequence[Mapping[str, Any]], region: str, part: str, pool: 
 
 
 @torch.no_grad()
-def decision_scores(model: Any, samples: Sequence[Mapping[str, Any]], region: str, normal: str, abnormal: str,
-                    batch_size: int = 4) -> np.ndarray:
+def decision_scores(
+    model: Any, samples: Sequence[Mapping[str, Any]], region: str, normal: str, abnormal: str, batch_size: int = 4
+) -> np.ndarray:
     """(N,) float: per sample, log p(abnormal's token) - log p(normal's token) where the two wordings of
     ``region`` part, teacher-forced on the sample's report (its own order) with ``region`` written ``normal``."""
     if normal == abnormal:
@@ -177,8 +199,10 @@ def decision_scores(model: Any, samples: Sequence[Mapping[str, Any]], region: st
         if region not in sample["regions"]:
             raise ValueError(f"study {sample.get('study_id')!r} has no region {region!r}")
         index = sample["regions"].index(region)
-        wordings = [[*sample["region_reports"][:index], text, *sample["region_reports"][index + 1:]]
-                    for text in (normal, abnormal)]
+        wordings = [
+            [*sample["region_reports"][:index], text, *sample["region_reports"][index + 1 :]]
+            for text in (normal, abnormal)
+        ]
         as_normal, as_abnormal = ({**sample, "region_reports": reports} for reports in wordings)
         written.append((as_normal, collate.encode(as_normal)[0], collate.encode(as_abnormal)[0]))
     was_training = model.training
@@ -186,7 +210,7 @@ def decision_scores(model: Any, samples: Sequence[Mapping[str, Any]], region: st
     scores = []
     try:
         for start in range(0, len(written), batch_size):
-            chunk = written[start:start + batch_size]
+            chunk = written[start : start + batch_size]
             batch = send_to_device(collate([as_normal for as_normal, _, _ in chunk]), device)
             log_probs = model(**batch).logits.float().log_softmax(dim=-1)  # (B, L, vocabulary)
             for row, (_, ids, other) in enumerate(chunk):
@@ -207,8 +231,9 @@ def decision_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((above > 0).mean() + 0.5 * (above == 0).mean())
 
 
-def swap_region_input(samples: Sequence[Mapping[str, Any]], labels: np.ndarray, region: str,
-                      part: str) -> list[dict[str, Any]]:
+def swap_region_input(
+    samples: Sequence[Mapping[str, Any]], labels: np.ndarray, region: str, part: str
+) -> list[dict[str, Any]]:
     """Copies of ``samples`` in which ``part`` ("texture" or "geometry" of ``region``, or the global "image")
     comes from the next study (cyclically) whose label differs; every other input stays the study's own."""
     if part not in VISUAL_KEYS:
@@ -218,8 +243,11 @@ def swap_region_input(samples: Sequence[Mapping[str, Any]], labels: np.ndarray, 
         raise ValueError("swap_region_input needs studies with both labels")
     swapped = []
     for i, sample in enumerate(samples):
-        donor = next(samples[(i + k) % len(samples)] for k in range(1, len(samples))
-                     if labels[(i + k) % len(samples)] != labels[i])
+        donor = next(
+            samples[(i + k) % len(samples)]
+            for k in range(1, len(samples))
+            if labels[(i + k) % len(samples)] != labels[i]
+        )
         if part == "image":
             swapped.append({**sample, "image": donor["image"]})
             continue
@@ -229,7 +257,9 @@ def swap_region_input(samples: Sequence[Mapping[str, Any]], labels: np.ndarray, 
     return swapped
 
 
-def probe_run(run_dir: str, region: str, finding: str, n_train: int = 300, checkpoint: str | None = None) -> dict[str, float]:
+def probe_run(
+    run_dir: str, region: str, finding: str, n_train: int = 300, checkpoint: str | None = None
+) -> dict[str, float]:
     """``linear_probe`` of ``finding`` (a CT-RATE label) on the ``region`` tokens of a finished run: fitted on
     its first ``n_train`` training studies, scored on its whole validation split (newest checkpoint unless
     ``checkpoint`` is given)."""
@@ -252,20 +282,37 @@ def decisions_run(run_dir: str, region: str, finding: str, checkpoint: str | Non
     if not samples:
         raise ValueError(f"no validation study of {run_dir} has a region {region!r}")
     labels = _labels(samples, finding)
-    wordings = [Counter(s["region_reports"][s["regions"].index(region)] for s, y in zip(samples, labels) if y == present)
-                for present in (0, 1)]
+    wordings = [
+        Counter(s["region_reports"][s["regions"].index(region)] for s, y in zip(samples, labels) if y == present)
+        for present in (0, 1)
+    ]
     if not all(wordings):
         raise ValueError(f"the validation split needs studies with and without {finding!r} to score its decisions")
     normal, abnormal = (counts.most_common(1)[0][0] for counts in wordings)
     scores = decision_scores(model, samples, region, normal, abnormal)
     layout = model.visual.layout
-    parts = [part for part, used in zip(VISUAL_KEYS, (layout.global_tokens, layout.texture_tokens, layout.geometry_tokens))
-             if used]
-    swapped = {part: decision_auc(decision_scores(model, swap_region_input(samples, labels, region, part), region, normal,
-                                                  abnormal), labels) for part in parts}
-    return {"auc": decision_auc(scores, labels), "swapped": swapped, "studies": len(samples), "positives": int(labels.sum()),
-            "normal": normal, "abnormal": abnormal, "checkpoint": found,
-            "mean_positive": float(scores[labels == 1].mean()), "mean_negative": float(scores[labels == 0].mean())}
+    parts = [
+        part
+        for part, used in zip(VISUAL_KEYS, (layout.global_tokens, layout.texture_tokens, layout.geometry_tokens))
+        if used
+    ]
+    swapped = {
+        part: decision_auc(
+            decision_scores(model, swap_region_input(samples, labels, region, part), region, normal, abnormal), labels
+        )
+        for part in parts
+    }
+    return {
+        "auc": decision_auc(scores, labels),
+        "swapped": swapped,
+        "studies": len(samples),
+        "positives": int(labels.sum()),
+        "normal": normal,
+        "abnormal": abnormal,
+        "checkpoint": found,
+        "mean_positive": float(scores[labels == 1].mean()),
+        "mean_negative": float(scores[labels == 0].mean()),
+    }
 
 
 def _finished_run(run_dir: str, checkpoint: str | None) -> tuple[Any, str, Callable[[str, int | None], list[dict]]]:

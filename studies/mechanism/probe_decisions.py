@@ -19,9 +19,11 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="default: the run's newest")
     args = parser.parse_args()
     result = decisions_run(args.run, args.region, args.finding, args.checkpoint)
-    print(f"{args.finding} in the {args.region} reports of {result['checkpoint']}: decision AUC {result['auc']:.3f} over "
-          f"{result['studies']} studies ({result['positives']} with it); mean log-odds of {result['abnormal']!r} over "
-          f"{result['normal']!r}: {result['mean_positive']:+.2f} with the finding, {result['mean_negative']:+.2f} without")
+    print(
+        f"{args.finding} in the {args.region} reports of {result['checkpoint']}: decision AUC {result['auc']:.3f} over "
+        f"{result['studies']} studies ({result['positives']} with it); mean log-odds of {result['abnormal']!r} over "
+        f"{result['normal']!r}: {result['mean_positive']:+.2f} with the finding, {result['mean_negative']:+.2f} without"
+    )
     for part, auc in result["swapped"].items():
         source = "global image" if part == "image" else f"{args.region} {part}"
         print(f"  decision AUC with the {source} of a study with the other label: {auc:.3f}")

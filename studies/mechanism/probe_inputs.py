@@ -22,17 +22,23 @@ def main(cfg: DictConfig) -> None:
     for split, count in (("train", cfg.n_train), ("valid", None)):
         data = CachedRegionDataset(cfg.data.cache_dir, split, preprocessing_config(cfg.data), shuffle_regions=False)
         splits[split] = [data[i] for i in range(min(count or len(data), len(data)))]
-    print(f"linear probe AUC on {len(splits['valid'])} validation studies (fitted on {len(splits['train'])}), "
-          f"inputs pooled to {tuple(cfg.pool)}:")
+    print(
+        f"linear probe AUC on {len(splits['valid'])} validation studies (fitted on {len(splits['train'])}), "
+        f"inputs pooled to {tuple(cfg.pool)}:"
+    )
     print("| region | finding | pooling | texture crop | geometry mask | global image |\n|---|---|---|---|---|---|")
     for region, finding in cfg.findings.items():
         present = {int(sample["labels"][finding]) for sample in splits["valid"]}
         if present != {0, 1}:
-            print(f"| {region} | {finding} | | not scored: {'every' if present == {1} else 'no'} validation study has it | | |")
+            print(
+                f"| {region} | {finding} | | not scored: {'every' if present == {1} else 'no'} validation study has it | | |"
+            )
             continue
         for reduce in cfg.poolings:
             auc = input_readability(splits["train"], splits["valid"], region, finding, tuple(cfg.pool), reduce)
-            print(f"| {region} | {finding} | {reduce} | {auc['texture']:.3f} | {auc['geometry']:.3f} | {auc['image']:.3f} |")
+            print(
+                f"| {region} | {finding} | {reduce} | {auc['texture']:.3f} | {auc['geometry']:.3f} | {auc['image']:.3f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="default: the run's newest")
     args = parser.parse_args()
     result = probe_run(args.run, args.region, args.finding, args.n_train, args.checkpoint)
-    print(f"{args.finding} from the {args.region} tokens of {result['checkpoint']}: accuracy {result['train']:.3f} on the "
-          f"training studies, {result['test']:.3f} on the validation split (majority class {result['majority']:.3f})")
+    print(
+        f"{args.finding} from the {args.region} tokens of {result['checkpoint']}: accuracy {result['train']:.3f} on the "
+        f"training studies, {result['test']:.3f} on the validation split (majority class {result['majority']:.3f})"
+    )
 
 
 if __name__ == "__main__":

@@ -76,8 +76,14 @@ def _in_fresh_process(function, *args) -> dict:
         return pool.apply(function, args)
 
 
-def run(json_path: str | None = None, studies: int = 2, shape: tuple[int, int, int] = (480, 480, 240),
-        repeats: int = 3, reference_studies: int = 1, workdir: str | None = None) -> dict:
+def run(
+    json_path: str | None = None,
+    studies: int = 2,
+    shape: tuple[int, int, int] = (480, 480, 240),
+    repeats: int = 3,
+    reference_studies: int = 1,
+    workdir: str | None = None,
+) -> dict:
     """Measure both paths; writes ``json_path`` when given and returns the figures."""
     from reg2rg.data.build import build_cache
     from reg2rg.data.preprocessing import PreprocessConfig

@@ -110,7 +110,11 @@ def run(json_path: str | None = None) -> dict:
         "ratio": round(reference / ours, 2),
         "encoders_tflop_per_sample": round(encoders, 2),
         "one_hot_splice_tflop_per_sample": round(one_hot, 2),
-        "tokens_per_sample": {"ours": length, "reference": PAPER.reference_length, "visual": model.layout.total(PAPER.regions)},
+        "tokens_per_sample": {
+            "ours": length,
+            "reference": PAPER.reference_length,
+            "visual": model.layout.total(PAPER.regions),
+        },
         "trainable_parameters": sum(parts.values()),
         "trainable_by_part": parts,
         "checkpoint_mb": round(checkpoint_bytes / 2**20, 1),

@@ -40,8 +40,13 @@ from .step import device_and_precision
 WARMUP_TOKENS = 8
 
 
-def run(geometry: str = "paper", batch_sizes: tuple[int, ...] = (1, 32), new_tokens: int = 128,
-        compile_decode: bool = False, json_path: str | None = None) -> dict:
+def run(
+    geometry: str = "paper",
+    batch_sizes: tuple[int, ...] = (1, 32),
+    new_tokens: int = 128,
+    compile_decode: bool = False,
+    json_path: str | None = None,
+) -> dict:
     """Time both paths at every batch size; writes ``json_path`` after each measurement and returns the figures."""
     shapes = GEOMETRIES[geometry]
     device, precision = device_and_precision()
@@ -51,9 +56,13 @@ def run(geometry: str = "paper", batch_sizes: tuple[int, ...] = (1, 32), new_tok
         model = build_model(shapes, dtype="bfloat16" if precision == "bf16" else "float32").eval()
     _draw_lora_b(model, torch.Generator(device).manual_seed(0))
     figures: dict[str, Any] = {
-        "geometry": geometry, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "dtype": str(model.llm.dtype).removeprefix("torch."), "new_tokens": new_tokens,
-        "compile_decode": compile_decode, "build_seconds": round(time.perf_counter() - start, 1), "batches": {},
+        "geometry": geometry,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "dtype": str(model.llm.dtype).removeprefix("torch."),
+        "new_tokens": new_tokens,
+        "compile_decode": compile_decode,
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "batches": {},
     }
 
     def save() -> None:
@@ -81,8 +90,13 @@ def run(geometry: str = "paper", batch_sizes: tuple[int, ...] = (1, 32), new_tok
 
 def _reference(model: Reg2RG, embeds: torch.Tensor, mask: torch.Tensor, tokens: int) -> torch.Tensor:
     """The plain transformers path: peft's LLM as it is, greedy, dynamic KV cache; ids (B, tokens)."""
-    settings = GenerationConfig(max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False,
-                                eos_token_id=model.special_ids.eos, pad_token_id=model.special_ids.pad)
+    settings = GenerationConfig(
+        max_new_tokens=tokens,
+        min_new_tokens=tokens,
+        do_sample=False,
+        eos_token_id=model.special_ids.eos,
+        pad_token_id=model.special_ids.pad,
+    )
     return model.llm.generate(inputs_embeds=embeds, attention_mask=mask, generation_config=settings)
 
 
@@ -99,7 +113,9 @@ def _draw_lora_b(model: Reg2RG, generator: torch.Generator) -> None:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator, device=parameter.device) * 0.01)
 
 
-def _prompts(model: Reg2RG, shapes: Geometry, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _prompts(
+    model: Reg2RG, shapes: Geometry, size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Embedded prompts (B, L, D) of ``size`` studies of ``shapes.regions`` regions each, and their mask (B, L)."""
     device = generator.device
     ids = torch.tensor([model.collator().prompt_ids(shapes.regions)], device=device)  # (1, L)
@@ -114,8 +130,9 @@ def _prompts(model: Reg2RG, shapes: Geometry, size: int, generator: torch.Genera
     return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=device)
 
 
-def _measure(generate: Callable[[int], torch.Tensor], new_tokens: int, warmup_tokens: int,
-             device: torch.device) -> tuple[torch.Tensor, dict[str, float]]:
+def _measure(
+    generate: Callable[[int], torch.Tensor], new_tokens: int, warmup_tokens: int, device: torch.device
+) -> tuple[torch.Tensor, dict[str, float]]:
     """The ids (B, new_tokens) of a timed ``generate(new_tokens)`` after an untimed ``generate(warmup_tokens)``."""
     seconds = []
     for tokens in (warmup_tokens, new_tokens):

@@ -47,17 +47,29 @@ class Geometry:
 # ~106 words), a report of ~380 tokens, EOS.
 PAPER = Geometry(llm=LLAMA2_7B, volume=(256, 256, 64), regions=10, sample_tokens=490 + 380 + 1, reference_length=2048)
 
-_TINY_VIT = dict(image_size=32, frames=16, image_patch_size=16, frame_patch_size=8, dim=48, depth=1, heads=2,
-                 dim_head=24, mlp_dim=96)
+_TINY_VIT = dict(
+    image_size=32, frames=16, image_patch_size=16, frame_patch_size=8, dim=48, depth=1, heads=2, dim_head=24, mlp_dim=96
+)
 TINY = Geometry(
-    llm=dict(model_type="llama", hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-             num_key_value_heads=4, vocab_size=512, max_position_embeddings=1024),
+    llm=dict(
+        model_type="llama",
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        vocab_size=512,
+        max_position_embeddings=1024,
+    ),
     volume=(32, 32, 16),
     regions=3,
     sample_tokens=240,
     reference_length=512,
-    encoders=dict(vision_encoder=_TINY_VIT, mask_encoder=_TINY_VIT,
-                  perceiver=dict(dim=48, depth=1, heads=2, dim_head=24, num_latents=4, ff_mult=2)),
+    encoders=dict(
+        vision_encoder=_TINY_VIT,
+        mask_encoder=_TINY_VIT,
+        perceiver=dict(dim=48, depth=1, heads=2, dim_head=24, num_latents=4, ff_mult=2),
+    ),
     tokenizer_size=400,
 )
 
@@ -68,8 +80,9 @@ def build_model(geometry: Geometry, dtype: str = "bfloat16") -> Reg2RG:
     """Reg2RG of ``geometry`` in training mode, on the current default device (``with torch.device(...)``)."""
     prompt = PromptTemplate().prompt(geometry.regions, TokenLayout(1, 1, 1))
     tokenizer = train_tokenizer([prompt], geometry.tokenizer_size)
-    model = Reg2RG(llm=LLMConfig(architecture=dict(geometry.llm), dtype=dtype), tokenizer=tokenizer,
-                   **geometry.encoders)
+    model = Reg2RG(
+        llm=LLMConfig(architecture=dict(geometry.llm), dtype=dtype), tokenizer=tokenizer, **geometry.encoders
+    )
     return model.train()
 
 

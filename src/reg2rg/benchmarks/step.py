@@ -21,6 +21,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ def training_sample(model: Reg2RG, geometry: Geometry, generator: torch.Generato
     prompt = collator.prompt_ids(geometry.regions)
     report_tokens = geometry.sample_tokens - len(prompt) - 1
     if report_tokens < 1:
-        raise ValueError(f"a prompt of {len(prompt)} tokens leaves no report in a {geometry.sample_tokens}-token sample")
+        raise ValueError(
+            f"a prompt of {len(prompt)} tokens leaves no report in a {geometry.sample_tokens}-token sample"
+        )
     special = set(model.tokenizer.all_special_ids)
     ordinary = torch.tensor([i for i in range(model.tokenizer.vocab_size) if i not in special])
     report = ordinary[torch.randint(len(ordinary), (report_tokens,), generator=generator)].tolist()
@@ -53,7 +56,7 @@ def training_sample(model: Reg2RG, geometry: Geometry, generator: torch.Generato
     return {
         "input_ids": torch.tensor([ids]),
         "attention_mask": torch.ones(1, len(ids), dtype=torch.long),
-        "labels": torch.tensor([[IGNORE_INDEX] * len(prompt) + ids[len(prompt):]]),
+        "labels": torch.tensor([[IGNORE_INDEX] * len(prompt) + ids[len(prompt) :]]),
         "region_counts": torch.tensor([geometry.regions]),
         "image": torch.rand(1, *volume, generator=generator),
         "texture": torch.rand(geometry.regions, *volume, generator=generator),
@@ -72,7 +75,10 @@ def padded(batch: Mapping[str, Any], length: int, pad_id: int) -> dict[str, Any]
     if extra < 0:
         raise ValueError(f"a {batch['input_ids'].shape[1]}-token sample does not fit in {length} tokens")
     fill = {"input_ids": pad_id, "attention_mask": 0, "labels": IGNORE_INDEX}
-    return {**batch, **{key: torch.nn.functional.pad(batch[key], (0, extra), value=value) for key, value in fill.items()}}
+    return {
+        **batch,
+        **{key: torch.nn.functional.pad(batch[key], (0, extra), value=value) for key, value in fill.items()},
+    }
 
 
 def time_steps(step: Callable[[], None], steps: int, warmup: int, device: torch.device) -> list[float]:
@@ -102,8 +108,13 @@ def design_loss(accelerator, prepared: torch.nn.Module, design: str, batch: dict
         return reference_loss(accelerator.unwrap_model(prepared), batch)
 
 
-def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_config: str | None = None,
-        json_path: str | None = None) -> dict:
+def run(
+    geometry: str = "paper",
+    steps: int = 10,
+    warmup: int = 3,
+    deepspeed_config: str | None = None,
+    json_path: str | None = None,
+) -> dict:
     """Time both designs; writes ``json_path`` when given and returns the figures."""
     shapes = GEOMETRIES[geometry]
     device, mixed_precision = device_and_precision()
@@ -116,9 +127,13 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
     sample = training_sample(model, shapes, torch.Generator().manual_seed(0))
     batches = {"ours": sample, "reference": padded(sample, shapes.reference_length, model.special_ids.pad)}
     figures: dict[str, Any] = {
-        "geometry": geometry, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "mixed_precision": mixed_precision, "zero_stage": (deepspeed or {}).get("zero_optimization", {}).get("stage"),
-        "activation_checkpointing": activation_checkpointing(model.llm), "steps": steps, "warmup": warmup,
+        "geometry": geometry,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "mixed_precision": mixed_precision,
+        "zero_stage": (deepspeed or {}).get("zero_optimization", {}).get("stage"),
+        "activation_checkpointing": activation_checkpointing(model.llm),
+        "steps": steps,
+        "warmup": warmup,
         "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "build_seconds": round(build_seconds, 1),
     }
@@ -131,9 +146,10 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
 
         for name, batch in batches.items():
             batch = send_to_device(batch, device)
+            loss = partial(loss_of, name, batch)
 
-            def step() -> None:
-                accelerator.backward(loss_of(name, batch))
+            def step(loss=loss) -> None:
+                accelerator.backward(loss())
                 optimizer.step()
                 optimizer.zero_grad()
 
@@ -148,20 +164,24 @@ def run(geometry: str = "paper", steps: int = 10, warmup: int = 3, deepspeed_con
                 "samples_per_s": round(1 / seconds, 3),
                 "tokens_per_s": round(tokens / seconds, 1),
                 "peak_memory_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
-                if device.type == "cuda" else None,
-                "gradient_norm": _gradient_norm(accelerator, prepared, trainable, lambda: loss_of(name, batch)),
+                if device.type == "cuda"
+                else None,
+                "gradient_norm": _gradient_norm(accelerator, prepared, trainable, loss),
             }
             if not figures[name]["gradient_norm"] > 0:
-                raise RuntimeError(f"no gradient reached the trainable parameters in the {name} design: "
-                                   "its steps would not be training steps")
+                raise RuntimeError(
+                    f"no gradient reached the trainable parameters in the {name} design: "
+                    "its steps would not be training steps"
+                )
     figures["speedup"] = round(figures["reference"]["seconds_per_step"] / figures["ours"]["seconds_per_step"], 2)
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return figures
 
 
-def _gradient_norm(accelerator, prepared: torch.nn.Module, trainable: list[torch.nn.Parameter],
-                   loss: Callable[[], torch.Tensor]) -> float:
+def _gradient_norm(
+    accelerator, prepared: torch.nn.Module, trainable: list[torch.nn.Parameter], loss: Callable[[], torch.Tensor]
+) -> float:
     """The gradient norm of one more (untimed) step: a check that the design really trains."""
     accelerator.backward(loss())
     if hasattr(prepared, "get_global_grad_norm"):  # DeepSpeed reduces the gradients and steps inside backward

@@ -16,7 +16,6 @@ import gc
 import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -33,8 +32,13 @@ from .geometry import GEOMETRIES, Geometry, build_model
 DESIGNS = ("ours", "reference")
 
 
-def run(geometry: str = "paper", micro_batches: tuple[int, ...] = (1, 4, 8, 16), steps: int = 3, warmup: int = 1,
-        json_path: str | None = None) -> dict:
+def run(
+    geometry: str = "paper",
+    micro_batches: tuple[int, ...] = (1, 4, 8, 16),
+    steps: int = 3,
+    warmup: int = 1,
+    json_path: str | None = None,
+) -> dict:
     """Sweep both designs over ``micro_batches`` x activation checkpointing on/off; returns the figures."""
     shapes = GEOMETRIES[geometry]
     device, mixed_precision = step.device_and_precision()
@@ -43,15 +47,20 @@ def run(geometry: str = "paper", micro_batches: tuple[int, ...] = (1, 4, 8, 16),
     with torch.device(device):
         model = build_model(shapes, dtype="bfloat16" if mixed_precision == "bf16" else "float32")
     figures: dict[str, Any] = {
-        "geometry": geometry, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "mixed_precision": mixed_precision, "steps": steps, "warmup": warmup,
-        "build_seconds": round(time.perf_counter() - start, 1), "configurations": [],
+        "geometry": geometry,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "mixed_precision": mixed_precision,
+        "steps": steps,
+        "warmup": warmup,
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "configurations": [],
     }
     generator = torch.Generator().manual_seed(0)
     samples = [step.training_sample(model, shapes, generator) for _ in range(max(micro_batches))]
     with accelerator_session(Batching(1, 1, 1), mixed_precision, 1.0, None) as accelerator:
         prepared, optimizer = accelerator.prepare(
-            model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5))
+            model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=5e-5)
+        )
         for checkpointing in (True, False):
             set_activation_checkpointing(model.llm, checkpointing)
             for design in DESIGNS:
@@ -74,8 +83,16 @@ def run(geometry: str = "paper", micro_batches: tuple[int, ...] = (1, 4, 8, 16),
     return figures
 
 
-def _measure(accelerator, prepared: torch.nn.Module, optimizer: torch.optim.Optimizer, design: str,
-             batch: dict[str, Any], shapes: Geometry, steps: int, warmup: int) -> dict[str, Any]:
+def _measure(
+    accelerator,
+    prepared: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    design: str,
+    batch: dict[str, Any],
+    shapes: Geometry,
+    steps: int,
+    warmup: int,
+) -> dict[str, Any]:
     """One configuration's figures, or ``{"outcome": "OOM"}`` with the GPU memory given back."""
     device = next(prepared.parameters()).device
     if design == "reference":
@@ -113,8 +130,11 @@ def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Ours' samples/s over the reference's, where both ran."""
     rate = {(r["design"], r["micro_batch"], r["activation_checkpointing"]): r.get("samples_per_s") for r in rows}
     return [
-        {"micro_batch": size, "activation_checkpointing": checkpointing,
-         "speedup": round(rate[("ours", size, checkpointing)] / rate[("reference", size, checkpointing)], 2)}
+        {
+            "micro_batch": size,
+            "activation_checkpointing": checkpointing,
+            "speedup": round(rate[("ours", size, checkpointing)] / rate[("reference", size, checkpointing)], 2),
+        }
         for (design, size, checkpointing), value in rate.items()
         if design == "ours" and value and rate.get(("reference", size, checkpointing))
     ]

@@ -28,9 +28,18 @@ def run(script: str, steps: int = 300, processes: int = 2, json_path: str | None
         }
         for name, (count, *extra) in variants.items():
             run_dir = Path(scratch) / name
-            command = [sys.executable, script, f"cpu_processes={count}", f"trainer.max_steps={steps}",
-                       f"trainer.log_every_n_steps={max(steps // 6, 1)}", "trainer.progress_bar=false",
-                       "evaluation.enabled=false", "logger=none", f"hydra.run.dir={run_dir}", *extra]
+            command = [
+                sys.executable,
+                script,
+                f"cpu_processes={count}",
+                f"trainer.max_steps={steps}",
+                f"trainer.log_every_n_steps={max(steps // 6, 1)}",
+                "trainer.progress_bar=false",
+                "evaluation.enabled=false",
+                "logger=none",
+                f"hydra.run.dir={run_dir}",
+                *extra,
+            ]
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             results[name] = _samples_per_second(run_dir / "metrics.jsonl")
     for name in list(variants)[1:]:
@@ -42,6 +51,8 @@ def run(script: str, steps: int = 300, processes: int = 2, json_path: str | None
 
 def _samples_per_second(metrics: Path) -> float:
     """Mean samples/s of the logged windows after the first."""
-    rates = [json.loads(line)["samples_per_s"] for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rates = [
+        json.loads(line)["samples_per_s"] for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     later = rates[1:] or rates
     return sum(later) / len(later)

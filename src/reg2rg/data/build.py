@@ -51,13 +51,19 @@ def _current_meta(path: Path, record: StudyRecord, cfg: PreprocessConfig, grid: 
         log.warning("%s: unreadable cache file (%s: %s); rebuilding it", path, type(error).__name__, error)
         return None, "unreadable"
     if meta.get("study_id") != record.study_id:
-        log.warning("%s: the cache file holds study %r, not %r; rebuilding it", path, meta.get("study_id"), record.study_id)
+        log.warning(
+            "%s: the cache file holds study %r, not %r; rebuilding it", path, meta.get("study_id"), record.study_id
+        )
         return None, "another study"
     source = source_signature(record)
-    current = (meta.get("version") == CACHE_VERSION and meta.get("foreground_hu") == cfg.foreground_hu
-               and meta.get("precomputed") == precomputed_params(cfg)
-               and source is not None and meta.get("source") == source
-               and not (grid == "reject" and meta.get("resampled")))
+    current = (
+        meta.get("version") == CACHE_VERSION
+        and meta.get("foreground_hu") == cfg.foreground_hu
+        and meta.get("precomputed") == precomputed_params(cfg)
+        and source is not None
+        and meta.get("source") == source
+        and not (grid == "reject" and meta.get("resampled"))
+    )
     return (meta, None) if current else (None, None)
 
 
@@ -72,8 +78,10 @@ def _build_one(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str
         return "skipped", {"path": error.path, "problem": error.problem, "kind": error.kind}
     except Exception as error:  # noqa: BLE001 - whatever else one study's files cause, the build goes on
         log.debug("study %s failed", record.study_id, exc_info=True)
-        problem = (f"{type(error).__name__} while preprocessing the study (volume {record.volume}, masks "
-                   f"{record.masks.location}): {error}")
+        problem = (
+            f"{type(error).__name__} while preprocessing the study (volume {record.volume}, masks "
+            f"{record.masks.location}): {error}"
+        )
         return "skipped", {"path": str(record.volume), "problem": problem, "kind": "error"}
 
 
@@ -82,9 +90,17 @@ def _source_bytes(record: StudyRecord) -> int:
     return sum(p.stat().st_size for p in record.source_files() if p.is_file())
 
 
-def build_cache(records: list[StudyRecord], cache_dir: str | Path, split: str, cfg: PreprocessConfig,
-                workers: int = 1, grid: str = "reject", skips: SkipLog | None = None, max_voxels: int = MAX_VOXELS,
-                ignored: Mapping[str, int] | None = None) -> dict:
+def build_cache(
+    records: list[StudyRecord],
+    cache_dir: str | Path,
+    split: str,
+    cfg: PreprocessConfig,
+    workers: int = 1,
+    grid: str = "reject",
+    skips: SkipLog | None = None,
+    max_voxels: int = MAX_VOXELS,
+    ignored: Mapping[str, int] | None = None,
+) -> dict:
     """Cache every record of ``split``; bad studies are skipped (or raise, under the strict policy).
 
     ``skips`` may already hold the reader's skips: they count among the split's studies in the report.
@@ -125,7 +141,9 @@ def build_cache(records: list[StudyRecord], cache_dir: str | Path, split: str, c
             bar.update()
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(_build_one, r, study_file(cache_dir, r.study_id), cfg, grid, max_voxels): r for r in todo}
+            futures = {
+                pool.submit(_build_one, r, study_file(cache_dir, r.study_id), cfg, grid, max_voxels): r for r in todo
+            }
             for future in as_completed(futures):
                 finish(futures[future], *future.result())
                 bar.update()
@@ -135,8 +153,11 @@ def build_cache(records: list[StudyRecord], cache_dir: str | Path, split: str, c
     write_index(cache_dir / f"{split}.jsonl", ordered)
     cache_bytes = sum(study_file(cache_dir, r.study_id).stat().st_size for r, _ in ordered)
     source_bytes = sum(_source_bytes(r) for r, _ in ordered)
-    left_out = {record.study_id: {**{region: "no mask file" for region in record.unmasked_regions}, **meta["dropped"]}
-                for record, meta in ordered if record.unmasked_regions or meta["dropped"]}
+    left_out = {
+        record.study_id: {**{region: "no mask file" for region in record.unmasked_regions}, **meta["dropped"]}
+        for record, meta in ordered
+        if record.unmasked_regions or meta["dropped"]
+    }
     resampled = {record.study_id: meta["resampled"] for record, meta in ordered if meta["resampled"]}
     report = {
         "studies": len(records) + skipped_by_reader,
@@ -158,12 +179,24 @@ def build_cache(records: list[StudyRecord], cache_dir: str | Path, split: str, c
         "preprocessing": asdict(cfg),
     }
     _update_report(cache_dir / "preprocess_report.json", split, report)
-    notes = "".join([
-        f"; {report['resampled']['masks']} masks of {len(resampled)} studies resampled to their volume grid" if resampled else "",
-        f"; damaged cache files rebuilt: {dict(damaged)}" if damaged else "",
-    ])
-    log.info("%s: %d usable of %d studies (%d built, %d reused); %s%s", split, len(ordered), report["studies"],
-             report["built"], reused, skips.summary(), notes)
+    notes = "".join(
+        [
+            f"; {report['resampled']['masks']} masks of {len(resampled)} studies resampled to their volume grid"
+            if resampled
+            else "",
+            f"; damaged cache files rebuilt: {dict(damaged)}" if damaged else "",
+        ]
+    )
+    log.info(
+        "%s: %d usable of %d studies (%d built, %d reused); %s%s",
+        split,
+        len(ordered),
+        report["studies"],
+        report["built"],
+        reused,
+        skips.summary(),
+        notes,
+    )
     return report
 
 
@@ -171,14 +204,18 @@ def write_index(path: Path, entries: list[tuple[StudyRecord, dict]]) -> None:
     """One JSON line per usable study: its cache file, usable regions, reports and labels."""
     lines = []
     for record, meta in entries:
-        lines.append(json.dumps({
-            "study_id": record.study_id,
-            "file": _index_file(record.study_id),
-            "regions": list(meta["regions"]),
-            "region_reports": record.region_reports,
-            "report": record.report,
-            "labels": record.labels,
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "study_id": record.study_id,
+                    "file": _index_file(record.study_id),
+                    "regions": list(meta["regions"]),
+                    "region_reports": record.region_reports,
+                    "report": record.report,
+                    "labels": record.labels,
+                }
+            )
+        )
     atomic_write_bytes(path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"))
 
 
@@ -200,8 +237,10 @@ def read_index(cache_dir: str | Path, split: str) -> list[dict]:
             entry = json.loads(line)
             study_id = str(entry.get("study_id"))
             if unsafe_id_reason(study_id) is not None or entry.get("file") != _index_file(study_id):
-                raise ValueError(f"{path}: line {number} names file {entry.get('file')!r} for study {study_id!r}; "
-                                 f"expected {_index_file(study_id)!r}: the index was edited or damaged; rebuild the cache")
+                raise ValueError(
+                    f"{path}: line {number} names file {entry.get('file')!r} for study {study_id!r}; "
+                    f"expected {_index_file(study_id)!r}: the index was edited or damaged; rebuild the cache"
+                )
             entries.append(entry)
     return entries
 

@@ -99,7 +99,11 @@ class _Writer:
         is_mask = array.dtype == bool
         blob = codec.encode_mask(array) if is_mask else codec.encode(array)
         self.blobs[key] = blob
-        self.table[key] = {"dtype": "bool" if is_mask else str(array.dtype), "shape": list(array.shape), "sha256": _sha256(blob)}
+        self.table[key] = {
+            "dtype": "bool" if is_mask else str(array.dtype),
+            "shape": list(array.shape),
+            "sha256": _sha256(blob),
+        }
 
 
 def _sha256(blob: np.ndarray) -> str:
@@ -116,7 +120,9 @@ def source_signature(record: StudyRecord) -> list[list] | None:
     return [[name, stat.st_size, stat.st_mtime_ns] for name, stat in stats]
 
 
-def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str = "reject", max_voxels: int = MAX_VOXELS) -> dict:
+def build_study(
+    record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: str = "reject", max_voxels: int = MAX_VOXELS
+) -> dict:
     """Decode, validate and cache one study; returns its meta. Raises StudyError on bad input.
 
     ``grid``: masks on another grid than the volume are rejected ("reject") or resampled ("resample").
@@ -165,7 +171,9 @@ def build_study(record: StudyRecord, path: Path, cfg: PreprocessConfig, grid: st
         regions[region] = {"mask_box": mask_box, "texture_box": texture_box}
         out.add(_key("mask", region), mask[box_slices(mask_box)])
         if params:
-            texture = np.where(mask[box_slices(texture_box)], crop[box_slices(texture_box)], np.int16(cfg.background_hu))
+            texture = np.where(
+                mask[box_slices(texture_box)], crop[box_slices(texture_box)], np.int16(cfg.background_hu)
+            )
             out.add(_key("texture", region), _resized_sums(texture, cfg, hu=True))
             out.add(_key("geometry", region), _resized_sums(mask.view(np.uint8), cfg, hu=False))
     if not regions.keys() & record.region_reports.keys():
@@ -220,7 +228,11 @@ class CachedStudy:
         try:
             self.meta = json.loads(self._npz["meta"].tobytes())
             if self.meta.get("version") != CACHE_VERSION:
-                raise StudyError(self.path, f"cache format {self.meta.get('version')} != {CACHE_VERSION}: rebuild it with scripts/preprocess.py", kind="stale_cache")
+                raise StudyError(
+                    self.path,
+                    f"cache format {self.meta.get('version')} != {CACHE_VERSION}: rebuild it with scripts/preprocess.py",
+                    kind="stale_cache",
+                )
             if study_id is not None and self.meta.get("study_id") != study_id:
                 raise StudyError(
                     self.path,
@@ -258,7 +270,9 @@ class CachedStudy:
     def _uses_precomputed(self, cfg: PreprocessConfig) -> bool:
         return self.meta["precomputed"] is not None and self.meta["precomputed"] == precomputed_params(cfg)
 
-    def _from_sums(self, key: str, block_shape: tuple[int, ...], cfg: PreprocessConfig, out: torch.Tensor | None) -> torch.Tensor:
+    def _from_sums(
+        self, key: str, block_shape: tuple[int, ...], cfg: PreprocessConfig, out: torch.Tensor | None
+    ) -> torch.Tensor:
         """A precomputed area resize: bin sums / bin volumes, (target size) float32."""
         values = torch.empty(cfg.target_size) if out is None else out
         # copy_ then an in-place float division: several times faster than a mixed-dtype div(out=)
@@ -282,7 +296,9 @@ class CachedStudy:
         """Windowed global volume, (target size); written into ``out`` when given."""
         if self._uses_precomputed(cfg):
             return window(self._from_sums("image", self.crop_shape, cfg, out), cfg.hu_window)
-        return window(_into(resize(torch.from_numpy(self.volume), cfg.target_size, cfg.interpolation), out), cfg.hu_window)
+        return window(
+            _into(resize(torch.from_numpy(self.volume), cfg.target_size, cfg.interpolation), out), cfg.hu_window
+        )
 
     def texture(self, region: str, cfg: PreprocessConfig, out: torch.Tensor | None = None) -> torch.Tensor:
         """LFD texture: the region's voxels (background elsewhere) cropped to its foreground, resized, windowed."""
@@ -298,7 +314,9 @@ class CachedStudy:
         """The uncropped mask resized with the image (fractional under "area"), (target size)."""
         if self._uses_precomputed(cfg):
             return self._from_sums(_key("geometry", region), self.crop_shape, cfg, out)
-        return _into(resize(torch.from_numpy(self._full_mask(region).view(np.uint8)), cfg.target_size, cfg.interpolation), out)
+        return _into(
+            resize(torch.from_numpy(self._full_mask(region).view(np.uint8)), cfg.target_size, cfg.interpolation), out
+        )
 
     def masked_volume(self, region: str, cfg: PreprocessConfig, out: torch.Tensor | None = None) -> torch.Tensor:
         """LFD off: the region's voxels in the uncropped image frame, resized with the image, windowed."""
@@ -308,7 +326,7 @@ class CachedStudy:
     def close(self) -> None:
         self._npz.close()
 
-    def __enter__(self) -> "CachedStudy":
+    def __enter__(self) -> CachedStudy:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -23,7 +23,9 @@ def encode(array: np.ndarray) -> np.ndarray:
 def decode(blob: np.ndarray, dtype: str | np.dtype, shape: tuple[int, ...]) -> np.ndarray:
     dtype = np.dtype(dtype)
     count = int(np.prod(shape))
-    planes = np.frombuffer(zstandard.ZstdDecompressor().decompress(blob.tobytes(), max_output_size=count * dtype.itemsize), dtype=np.uint8)
+    planes = np.frombuffer(
+        zstandard.ZstdDecompressor().decompress(blob.tobytes(), max_output_size=count * dtype.itemsize), dtype=np.uint8
+    )
     out = np.empty((count, dtype.itemsize), dtype=np.uint8)
     for byte, plane in enumerate(planes.reshape(dtype.itemsize, count)):
         out[:, byte] = plane
@@ -38,5 +40,7 @@ def encode_mask(mask: np.ndarray) -> np.ndarray:
 
 def decode_mask(blob: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     count = int(np.prod(shape))
-    packed = np.frombuffer(zstandard.ZstdDecompressor().decompress(blob.tobytes(), max_output_size=(count + 7) // 8), dtype=np.uint8)
+    packed = np.frombuffer(
+        zstandard.ZstdDecompressor().decompress(blob.tobytes(), max_output_size=(count + 7) // 8), dtype=np.uint8
+    )
     return np.unpackbits(packed, count=count).view(bool).reshape(shape)

@@ -75,12 +75,22 @@ def load_sample(study: CachedStudy, entry: dict, cfg: PreprocessConfig, regions:
 class CachedRegionDataset(Dataset):
     """Samples of one split of a preprocessing cache (``scripts/preprocess.py`` builds it)."""
 
-    def __init__(self, cache_dir: str | Path, split: str, preprocessing: PreprocessConfig | dict | None = None,
-                 lfd: bool = True, shuffle_regions: bool = True, seed: int = 0, max_bad_reads: int = 16,
-                 region_set: str = "reported"):
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        split: str,
+        preprocessing: PreprocessConfig | dict | None = None,
+        lfd: bool = True,
+        shuffle_regions: bool = True,
+        seed: int = 0,
+        max_bad_reads: int = 16,
+        region_set: str = "reported",
+    ):
         self.cache_dir = Path(cache_dir)
         self.split = split
-        self.cfg = preprocessing if isinstance(preprocessing, PreprocessConfig) else PreprocessConfig(**(preprocessing or {}))
+        self.cfg = (
+            preprocessing if isinstance(preprocessing, PreprocessConfig) else PreprocessConfig(**(preprocessing or {}))
+        )
         self.lfd = lfd
         self.shuffle_regions = shuffle_regions
         self.seed = seed
@@ -105,8 +115,11 @@ class CachedRegionDataset(Dataset):
         """The study id, regions (canonical order) and region reports of a sample, without reading its volumes."""
         entry = self.entries[index]
         regions = usable_regions(entry, self.region_set)
-        return {"study_id": entry["study_id"], "regions": regions,
-                "region_reports": [entry["region_reports"].get(r, "") for r in regions]}
+        return {
+            "study_id": entry["study_id"],
+            "regions": regions,
+            "region_reports": [entry["region_reports"].get(r, "") for r in regions],
+        }
 
     def leave_out(self, study_ids: set[str]) -> None:
         """Drop these studies from the split (indices shift: call before any epoch is drawn)."""
@@ -135,14 +148,23 @@ class CachedRegionDataset(Dataset):
             except Exception as error:  # noqa: BLE001 - any unreadable file is the same problem here
                 self.bad_reads[entry["study_id"]] = f"{type(error).__name__}: {error}"
                 log.error("unreadable cache file for study %s (%s); using the next study", entry["study_id"], error)
-        raise RuntimeError(f"{self.max_bad_reads} consecutive unreadable cache files from {self.cache_dir}: rebuild the cache")
+        raise RuntimeError(
+            f"{self.max_bad_reads} consecutive unreadable cache files from {self.cache_dir}: rebuild the cache"
+        )
 
 
-def dataset_from_config(data_cfg: DictConfig, split: str, shuffle_regions: bool = False, seed: int = 0,
-                        region_set: str | None = None) -> CachedRegionDataset:
+def dataset_from_config(
+    data_cfg: DictConfig, split: str, shuffle_regions: bool = False, seed: int = 0, region_set: str | None = None
+) -> CachedRegionDataset:
     """A split of the cache that a ``data`` config names, at its preprocessing, LFD setting and region set
     (``region_set`` None: ``data.region_set``; training and generation build theirs here). Regions in
     canonical order unless ``shuffle_regions`` (training with RRA), drawn from (``seed``, epoch, index)."""
-    return CachedRegionDataset(data_cfg.cache_dir, split, preprocessing_config(data_cfg), lfd=data_cfg.lfd,
-                               shuffle_regions=shuffle_regions, seed=seed,
-                               region_set=region_set or data_cfg.get("region_set", "reported"))
+    return CachedRegionDataset(
+        data_cfg.cache_dir,
+        split,
+        preprocessing_config(data_cfg),
+        lfd=data_cfg.lfd,
+        shuffle_regions=shuffle_regions,
+        seed=seed,
+        region_set=region_set or data_cfg.get("region_set", "reported"),
+    )

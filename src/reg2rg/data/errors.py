@@ -52,7 +52,7 @@ class SkipLog:
     def counts(self) -> dict[str, int]:
         return dict(Counter(entry["kind"] for entry in self.skipped))
 
-    def merge(self, other: "SkipLog") -> None:
+    def merge(self, other: SkipLog) -> None:
         self.skipped.extend(other.skipped)
 
     def summary(self) -> str:

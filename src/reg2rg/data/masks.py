@@ -85,7 +85,9 @@ def drop_empty_regions(masks: dict[str, np.ndarray], where: str | Path) -> tuple
 
 def same_grid(shape: tuple[int, ...], affine: np.ndarray, reference: Volume) -> bool:
     """Whether (shape, affine) is ``reference``'s grid: same shape, every affine entry within 1e-3 mm."""
-    return tuple(shape) == tuple(reference.shape) and np.allclose(affine, reference.affine, rtol=0, atol=GRID_TOLERANCE_MM)
+    return tuple(shape) == tuple(reference.shape) and np.allclose(
+        affine, reference.affine, rtol=0, atol=GRID_TOLERANCE_MM
+    )
 
 
 def resample_nearest(array: np.ndarray, affine: np.ndarray, reference: Volume) -> np.ndarray:
@@ -93,7 +95,13 @@ def resample_nearest(array: np.ndarray, affine: np.ndarray, reference: Volume) -
     to_source = np.linalg.inv(affine) @ reference.affine  # (4, 4): reference voxel -> source voxel
     source = array.view(np.uint8) if array.dtype == bool else array
     out = ndimage.affine_transform(
-        source, to_source[:3, :3], offset=to_source[:3, 3], output_shape=reference.shape, order=0, mode="constant", cval=0
+        source,
+        to_source[:3, :3],
+        offset=to_source[:3, 3],
+        output_shape=reference.shape,
+        order=0,
+        mode="constant",
+        cval=0,
     )
     return out.view(bool) if array.dtype == bool else out
 
@@ -122,7 +130,9 @@ def load_region_mapping(yaml_path: str | Path) -> dict[str, tuple[int, ...]]:
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise invalid(f"not a readable YAML file: {error}") from error
     if not isinstance(spec, dict) or not isinstance(spec.get("regions"), dict):
-        raise invalid("expected a `regions:` table (region -> list of class ids or names) and optionally `labels:` (id -> name)")
+        raise invalid(
+            "expected a `regions:` table (region -> list of class ids or names) and optionally `labels:` (id -> name)"
+        )
     ids_by_name = _label_table(spec.get("labels") or {}, invalid)
 
     unknown = [str(key) for key in spec["regions"] if canonical_region(str(key)) is None]
@@ -175,10 +185,14 @@ def _from_label_map(source: LabelMap, reference: Volume, regions: list[str], gri
     labels, affine = read_nifti(path, max_voxels)
     if labels.dtype.kind == "f":
         if not np.array_equal(labels, np.round(labels)):
-            raise StudyError(path, "label map holds non-integer values; write class ids as integers", kind="not_label_map")
+            raise StudyError(
+                path, "label map holds non-integer values; write class ids as integers", kind="not_label_map"
+            )
         labels = labels.astype(np.int32)
     if labels.min() < 0:
-        raise StudyError(path, f"label map holds negative values (min {labels.min()}); class ids must be >= 0", kind="not_label_map")
+        raise StudyError(
+            path, f"label map holds negative values (min {labels.min()}); class ids must be >= 0", kind="not_label_map"
+        )
     resampled = not same_grid(labels.shape, affine, reference)
     if resampled:
         labels = _to_reference(path, labels, affine, reference, grid)
@@ -221,7 +235,9 @@ def _to_reference(path: Path, array: np.ndarray, affine: np.ndarray, reference: 
 def _describe(shape: tuple[int, ...], affine: np.ndarray) -> str:
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
     origin = affine[:3, 3]
-    return f"(shape {tuple(shape)}, spacing {np.round(spacing, 3).tolist()} mm, origin {np.round(origin, 3).tolist()} mm)"
+    return (
+        f"(shape {tuple(shape)}, spacing {np.round(spacing, 3).tolist()} mm, origin {np.round(origin, 3).tolist()} mm)"
+    )
 
 
 def _label_table(labels: object, invalid: Callable[[str], StudyError]) -> dict[str, int]:

@@ -37,8 +37,12 @@ def ensure_synthetic(data_cfg: DictConfig) -> None:
     if data_cfg.get("synthetic") is None:
         return
     if data_cfg.get("name") != SYNTHETIC:
-        log.warning("data.synthetic is ignored: data=%s reads its files from %s; only data=%s generates data",
-                    data_cfg.get("name"), data_cfg.get("root"), SYNTHETIC)
+        log.warning(
+            "data.synthetic is ignored: data=%s reads its files from %s; only data=%s generates data",
+            data_cfg.get("name"),
+            data_cfg.get("root"),
+            SYNTHETIC,
+        )
         return
     from tqdm import tqdm
 
@@ -61,7 +65,9 @@ def ensure_synthetic(data_cfg: DictConfig) -> None:
         log.info("%s", summary_line(summary))
 
 
-def prepare_dataset(data_cfg: DictConfig, splits: list[str], workers: int = 1, synthesize: bool = True) -> dict[str, dict]:
+def prepare_dataset(
+    data_cfg: DictConfig, splits: list[str], workers: int = 1, synthesize: bool = True
+) -> dict[str, dict]:
     """Read each split with the configured reader and bring its cache up to date; returns the reports.
 
     ``synthesize``: first write or complete the synthetic dataset the config asks for (``ensure_synthetic``).
@@ -75,6 +81,15 @@ def prepare_dataset(data_cfg: DictConfig, splits: list[str], workers: int = 1, s
     reports = {}
     for split in splits:
         index = reader.read(split)
-        reports[split] = build_cache(index.records, data_cfg.cache_dir, split, cfg, workers=workers, grid=data_cfg.grid,
-                                     skips=index.skips, max_voxels=data_cfg.get("max_voxels", MAX_VOXELS), ignored=index.ignored)
+        reports[split] = build_cache(
+            index.records,
+            data_cfg.cache_dir,
+            split,
+            cfg,
+            workers=workers,
+            grid=data_cfg.grid,
+            skips=index.skips,
+            max_voxels=data_cfg.get("max_voxels", MAX_VOXELS),
+            ignored=index.ignored,
+        )
     return reports

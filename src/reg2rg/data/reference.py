@@ -16,7 +16,9 @@ import torch
 from reg2rg.data.preprocessing import PreprocessConfig, window
 
 
-def reference_sample(volume_path: str | Path, mask_paths: dict[str, str | Path], cfg: PreprocessConfig) -> dict[str, dict[str, torch.Tensor] | torch.Tensor]:
+def reference_sample(
+    volume_path: str | Path, mask_paths: dict[str, str | Path], cfg: PreprocessConfig
+) -> dict[str, dict[str, torch.Tensor] | torch.Tensor]:
     """{"image": (X, Y, Z), "texture": {region: (X, Y, Z)}, "geometry": {region: (X, Y, Z)}} at cfg.target_size.
 
     Regions with an empty mask get no texture (the official code skips them).
@@ -27,14 +29,18 @@ def reference_sample(volume_path: str | Path, mask_paths: dict[str, str | Path],
     def foreground(x):
         return x > cfg.foreground_hu
 
-    region_transform = transforms.Compose([
-        transforms.CropForeground(select_fn=foreground),
-        transforms.Resize(spatial_size=cfg.target_size, mode=cfg.interpolation),
-    ])
-    image_transform = transforms.Compose([
-        transforms.CropForegroundd(keys=["img", "seg"], source_key="img", select_fn=foreground),
-        transforms.Resized(keys=["img", "seg"], spatial_size=cfg.target_size, mode=cfg.interpolation),
-    ])
+    region_transform = transforms.Compose(
+        [
+            transforms.CropForeground(select_fn=foreground),
+            transforms.Resize(spatial_size=cfg.target_size, mode=cfg.interpolation),
+        ]
+    )
+    image_transform = transforms.Compose(
+        [
+            transforms.CropForegroundd(keys=["img", "seg"], source_key="img", select_fn=foreground),
+            transforms.Resized(keys=["img", "seg"], spatial_size=cfg.target_size, mode=cfg.interpolation),
+        ]
+    )
     image = nib.load(str(volume_path)).get_fdata()
     textures, masks = {}, []
     for region, path in mask_paths.items():

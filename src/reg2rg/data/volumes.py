@@ -82,7 +82,9 @@ def require_folder(path: str | Path, what: str = "folder", missing_kind: str = "
     """Cheap check that ``path`` is a folder; returns it as a Path."""
     path = Path(path)
     if not stat.S_ISDIR(_stat(path, what, missing_kind).st_mode):
-        raise StudyError(path, f"{what} is a file, not a folder (check the layout in data/README.md)", kind=missing_kind)
+        raise StudyError(
+            path, f"{what} is a file, not a folder (check the layout in data/README.md)", kind=missing_kind
+        )
     return path
 
 
@@ -96,11 +98,15 @@ def _stat(path: Path, what: str, missing_kind: str) -> os.stat_result:
             raise StudyError(path, problem, kind="unreadable") from error
         if error.errno in (errno.ENOENT, errno.ENOTDIR):
             if path.is_symlink():
-                problem = f"{what} is a symbolic link to {os.readlink(path)}, which does not exist: fix or remove the link"
+                problem = (
+                    f"{what} is a symbolic link to {os.readlink(path)}, which does not exist: fix or remove the link"
+                )
             else:
                 problem = f"{what} not found (check the dataset root and the layout in data/README.md)"
             raise StudyError(path, problem, kind=missing_kind) from error
-        raise StudyError(path, f"{what} cannot be read ({error.strerror}): check its permissions", kind="unreadable") from error
+        raise StudyError(
+            path, f"{what} cannot be read ({error.strerror}): check its permissions", kind="unreadable"
+        ) from error
 
 
 def read_volume(path: str | Path, max_voxels: int = MAX_VOXELS) -> Volume:
@@ -140,7 +146,9 @@ def read_nifti(path: str | Path, max_voxels: int = MAX_VOXELS) -> tuple[np.ndarr
 def _read_nifti(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, str]:
     """``read_nifti`` plus how the file stores its values (data type and scaling)."""
     if not path.name.endswith(NIFTI_SUFFIXES):
-        raise StudyError(path, "unsupported file type: expected a .nii or .nii.gz file or a DICOM series folder", kind="format")
+        raise StudyError(
+            path, "unsupported file type: expected a .nii or .nii.gz file or a DICOM series folder", kind="format"
+        )
     try:
         image = nib.load(path, mmap=False)  # reads the header only
     except _DECODE_ERRORS as error:
@@ -171,7 +179,11 @@ def _read_nifti(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, st
     except _DECODE_ERRORS as error:
         raise _corrupt(path, error) from error
     proxy = image.dataobj
-    scaling = "no scaling" if (proxy.slope, proxy.inter) == (1.0, 0.0) else f"slope {proxy.slope:g}, intercept {proxy.inter:g}"
+    scaling = (
+        "no scaling"
+        if (proxy.slope, proxy.inter) == (1.0, 0.0)
+        else f"slope {proxy.slope:g}, intercept {proxy.inter:g}"
+    )
     return array.reshape(shape), affine, f"{image.get_data_dtype()} with {scaling}"
 
 
@@ -229,7 +241,9 @@ def read_dicom_series(folder: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise StudyError(folder, "the DICOM series is not a single-channel 3D volume", kind="dimensionality")
     array = sitk.GetArrayFromImage(image).transpose(2, 1, 0)  # (Z, Y, X) -> (X, Y, Z)
     lps = np.eye(4)
-    lps[:3, :3] = np.reshape(image.GetDirection(), (3, 3)) * np.asarray(image.GetSpacing())  # column j: index axis j in mm
+    lps[:3, :3] = np.reshape(image.GetDirection(), (3, 3)) * np.asarray(
+        image.GetSpacing()
+    )  # column j: index axis j in mm
     lps[:3, 3] = image.GetOrigin()
     return array, _checked_affine(folder, _LPS_TO_RAS @ lps)
 
@@ -308,6 +322,7 @@ def check_hu_plausible(path: str | Path, hu: np.ndarray, stored_as: str = "") ->
     the CT range (thresholds above). Volumes stored in other units (8-bit images, raw scanner values
     stored as HU + 1024 without the intercept) fail here instead of becoming training data.
     """
+
     def fraction(low: float, high: float) -> float:
         return np.count_nonzero((hu >= low) & (hu <= high)) / hu.size
 
@@ -315,10 +330,14 @@ def check_hu_plausible(path: str | Path, hu: np.ndarray, stored_as: str = "") ->
     above = np.count_nonzero(hu > CT_MAX_HU) / hu.size
     failed = []
     if air < MIN_AIR_FRACTION:
-        failed.append(f"{air:.1%} of the voxels are air ({AIR_BAND[0]}..{AIR_BAND[1]} HU; needs at least {MIN_AIR_FRACTION:.0%})")
+        failed.append(
+            f"{air:.1%} of the voxels are air ({AIR_BAND[0]}..{AIR_BAND[1]} HU; needs at least {MIN_AIR_FRACTION:.0%})"
+        )
     if tissue < MIN_SOFT_TISSUE_FRACTION:
-        failed.append(f"{tissue:.1%} are soft tissue ({SOFT_TISSUE_BAND[0]}..{SOFT_TISSUE_BAND[1]} HU; "
-                      f"needs at least {MIN_SOFT_TISSUE_FRACTION:.0%})")
+        failed.append(
+            f"{tissue:.1%} are soft tissue ({SOFT_TISSUE_BAND[0]}..{SOFT_TISSUE_BAND[1]} HU; "
+            f"needs at least {MIN_SOFT_TISSUE_FRACTION:.0%})"
+        )
     if above > MAX_ABOVE_RANGE_FRACTION:
         failed.append(f"{above:.1%} are above {CT_MAX_HU} HU (at most {MAX_ABOVE_RANGE_FRACTION:.0%})")
     if failed:

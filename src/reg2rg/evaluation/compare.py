@@ -22,7 +22,11 @@ def variant_name(config) -> str:
     """What a run fed the LLM, from its resolved config: e.g. "global+texture+geometry" or
     "texture, no LFD, no RRA"."""
     tokens = "+".join(name for key, name in TOKEN_SWITCHES if OmegaConf.select(config, key, default=True))
-    missing = [name for key, name in (("data.lfd", "LFD"), ("model.rra", "RRA")) if not OmegaConf.select(config, key, default=True)]
+    missing = [
+        name
+        for key, name in (("data.lfd", "LFD"), ("model.rra", "RRA"))
+        if not OmegaConf.select(config, key, default=True)
+    ]
     return ", ".join([tokens or "no visual tokens", *(f"no {name}" for name in missing)])
 
 
@@ -44,7 +48,9 @@ def run_row(run_dir: str | Path) -> dict:
         "variant": variant_name(config),
         "seed": config.seed,
         # without RRA the reports name no regions: nothing to recognise
-        "recognition": recognition.get("f1", float("nan")) if OmegaConf.select(config, "model.rra", default=True) else float("nan"),
+        "recognition": recognition.get("f1", float("nan"))
+        if OmegaConf.select(config, "model.rra", default=True)
+        else float("nan"),
         "CE micro-F1": metrics["ce"]["micro"]["f1"],
         "BLEU-4": metrics["reg2rg"]["BLEU-4"]["mean"],
     }
@@ -69,7 +75,11 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
         if (path / "config.yaml").is_file():
             runs.append(path)
             continue
-        found = sorted((sub for sub in path.iterdir() if (sub / "config.yaml").is_file()), key=lambda p: p.name) if path.is_dir() else []
+        found = (
+            sorted((sub for sub in path.iterdir() if (sub / "config.yaml").is_file()), key=lambda p: p.name)
+            if path.is_dir()
+            else []
+        )
         if not found:
             raise FileNotFoundError(f"{path}: neither a run folder (no config.yaml) nor a folder of runs")
         for run in found:
@@ -99,8 +109,10 @@ def read_comparison(path: str | Path) -> pd.DataFrame:
 def gather_runs(sources: Iterable[str | Path]) -> pd.DataFrame:
     """One table from run folders, folders of runs (``find_runs``) and earlier comparison.csv files, in
     the order given. A run that two sources name is an error: which of its rows would count?"""
-    tables = [read_comparison(source) if str(source).endswith(".csv") else compare_runs(find_runs([source]))
-              for source in sources]
+    tables = [
+        read_comparison(source) if str(source).endswith(".csv") else compare_runs(find_runs([source]))
+        for source in sources
+    ]
     if not tables:
         raise ValueError("no run folders to compare")
     table = pd.concat(tables, ignore_index=True)
@@ -127,8 +139,13 @@ def summarize_variants(table: pd.DataFrame) -> pd.DataFrame:
     for variant, runs in table.groupby("variant", sort=False):
         row = {"variant": variant, "runs": len(runs), "seeds": ", ".join(str(seed) for seed in runs["seed"])}
         for metric in summary_metrics(table):
-            row.update({f"{metric} mean": runs[metric].mean(), f"{metric} min": runs[metric].min(),
-                        f"{metric} max": runs[metric].max()})
+            row.update(
+                {
+                    f"{metric} mean": runs[metric].mean(),
+                    f"{metric} min": runs[metric].min(),
+                    f"{metric} max": runs[metric].max(),
+                }
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -38,8 +38,10 @@ class MetricSummary:
 
     def as_dict(self) -> dict[str, float | None]:
         """The three values, None where not computed (NaN: CIDEr of too few studies)."""
-        return {name: None if math.isnan(value) else value
-                for name, value in {"mean": self.mean, "std": self.std, "corpus": self.corpus}.items()}
+        return {
+            name: None if math.isnan(value) else value
+            for name, value in {"mean": self.mean, "std": self.std, "corpus": self.corpus}.items()
+        }
 
 
 @dataclass(frozen=True)

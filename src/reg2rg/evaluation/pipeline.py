@@ -119,7 +119,8 @@ def evaluate(
         evaluation.warnings.append(
             f"CIDEr n/a: {len(refs)} stud{'y' if len(refs) == 1 else 'ies'}, needs >= {MIN_CIDER_STUDIES} "
             "(its IDF weights come from the scored "
-            "references; with one study every n-gram's IDF is 0)")
+            "references; with one study every n-gram's IDF is 0)"
+        )
     if "reg2rg" in protocols:
         with _timed(seconds, "nlg_reg2rg"):
             evaluation.reg2rg = reg2rg_scores(refs, preds, meteor)
@@ -144,8 +145,10 @@ def _add_region_tables(evaluation: Evaluation, labeler: Labeler, meteor: MeteorS
     few = [region for region in region_pairs.regions if len(region_pairs.samples[region]) < MIN_CIDER_STUDIES]
     if few:
         counts = ", ".join(f"{region}: {len(region_pairs.samples[region])}" for region in few)
-        evaluation.warnings.append(f"region-level CIDEr n/a (and so for micro and macro) where fewer than {MIN_CIDER_STUDIES} "
-                                   f"studies have the region in both texts ({counts}): IDF from the corpus")
+        evaluation.warnings.append(
+            f"region-level CIDEr n/a (and so for micro and macro) where fewer than {MIN_CIDER_STUDIES} "
+            f"studies have the region in both texts ({counts}): IDF from the corpus"
+        )
     evaluation.region_ce = region_ce_table(region_pairs, labeler)
 
 

@@ -80,7 +80,12 @@ def plot_per_finding(table: pd.DataFrame, findings: list[str], path: str | Path)
     """Grouped bars: each finding's F1 (x) for each run (one colour per row of ``table``)."""
     with _grouped_bars(path, findings, len(table)) as (axis, width, positions):
         for i, (_, row) in enumerate(table.iterrows()):
-            axis.bar(positions(i), [row[finding] for finding in findings], width, label=f"{row['variant']} (seed {row['seed']})")
+            axis.bar(
+                positions(i),
+                [row[finding] for finding in findings],
+                width,
+                label=f"{row['variant']} (seed {row['seed']})",
+            )
     return Path(path)
 
 
@@ -91,9 +96,21 @@ def plot_per_finding_by_variant(table: pd.DataFrame, metrics: list[str], path: s
     with _grouped_bars(path, metrics, len(variants)) as (axis, width, positions):
         for i, variant in enumerate(variants):
             runs = table[table["variant"] == variant]
-            bars = axis.bar(positions(i), [runs[m].mean() for m in metrics], width, alpha=0.6,
-                            label=f"{variant} (seed{'s' * (len(runs) > 1)} {', '.join(str(s) for s in runs['seed'])})")
+            bars = axis.bar(
+                positions(i),
+                [runs[m].mean() for m in metrics],
+                width,
+                alpha=0.6,
+                label=f"{variant} (seed{'s' * (len(runs) > 1)} {', '.join(str(s) for s in runs['seed'])})",
+            )
             for x, metric in zip(positions(i), metrics):
-                axis.scatter([x] * len(runs), runs[metric], s=12, color=bars.patches[0].get_facecolor(), edgecolor="black",
-                             linewidth=0.5, zorder=3)
+                axis.scatter(
+                    [x] * len(runs),
+                    runs[metric],
+                    s=12,
+                    color=bars.patches[0].get_facecolor(),
+                    edgecolor="black",
+                    linewidth=0.5,
+                    zorder=3,
+                )
     return Path(path)

@@ -37,18 +37,28 @@ class PrerequisitesMissing(RuntimeError):
         super().__init__(f"{len(self.problems)} problem(s) to fix before starting:\n{listed}")
 
 
-def check_evaluation_prerequisites(protocols: Sequence[str], ce_config: Mapping[str, Any] | None = None,
-                                   output_dir: str | Path | None = None, regions: bool = True,
-                                   protocols_setting: str = "protocols", output_setting: str = "output_dir") -> None:
+def check_evaluation_prerequisites(
+    protocols: Sequence[str],
+    ce_config: Mapping[str, Any] | None = None,
+    output_dir: str | Path | None = None,
+    regions: bool = True,
+    protocols_setting: str = "protocols",
+    output_setting: str = "output_dir",
+) -> None:
     """Raise ``PrerequisitesMissing`` listing every problem of ``evaluation_problems``; return when there is none."""
     problems = evaluation_problems(protocols, ce_config, output_dir, regions, protocols_setting, output_setting)
     if problems:
         raise PrerequisitesMissing(problems)
 
 
-def evaluation_problems(protocols: Sequence[str], ce_config: Mapping[str, Any] | None = None,
-                        output_dir: str | Path | None = None, regions: bool = True,
-                        protocols_setting: str = "protocols", output_setting: str = "output_dir") -> list[str]:
+def evaluation_problems(
+    protocols: Sequence[str],
+    ce_config: Mapping[str, Any] | None = None,
+    output_dir: str | Path | None = None,
+    regions: bool = True,
+    protocols_setting: str = "protocols",
+    output_setting: str = "output_dir",
+) -> list[str]:
     """The problems an evaluation would meet, each with its fix; [] when it can run.
 
     Args:
@@ -63,13 +73,16 @@ def evaluation_problems(protocols: Sequence[str], ce_config: Mapping[str, Any] |
     problems = []
     unknown = [protocol for protocol in protocols if protocol not in PROTOCOLS]
     if unknown:
-        problems.append(f"unknown protocol(s) {unknown}: choose from {list(PROTOCOLS)}, "
-                        f"e.g. {protocols_setting}=[{','.join(PROTOCOLS)}]")
+        problems.append(
+            f"unknown protocol(s) {unknown}: choose from {list(PROTOCOLS)}, "
+            f"e.g. {protocols_setting}=[{','.join(PROTOCOLS)}]"
+        )
     if "reg2rg" in protocols or regions:
         problems += nltk_problems()
     if "coco" in protocols:
-        problems += java_problems(protocols_setting, [protocol for protocol in PROTOCOLS
-                                                      if protocol in protocols and protocol != "coco"])
+        problems += java_problems(
+            protocols_setting, [protocol for protocol in PROTOCOLS if protocol in protocols and protocol != "coco"]
+        )
     labeler = _plain(ce_config or {}).get("labeler") or {}
     if labeler.get("_target_") == RADBERT_TARGET:
         problems += radbert_problems(labeler)
@@ -109,8 +122,10 @@ def java_problems(protocols_setting: str, other_protocols: Sequence[str]) -> lis
         return [f"protocol coco runs METEOR 1.5 in Java, and `java -version` failed ({error}): {JAVA_FIX} {drop}"]
     if done.returncode != 0:
         said = (done.stderr or done.stdout).strip().splitlines()
-        return [f"protocol coco runs METEOR 1.5 in Java, and `java -version` exited with {done.returncode}"
-                f"{f' ({said[-1]})' if said else ''}: {JAVA_FIX} {drop}"]
+        return [
+            f"protocol coco runs METEOR 1.5 in Java, and `java -version` exited with {done.returncode}"
+            f"{f' ({said[-1]})' if said else ''}: {JAVA_FIX} {drop}"
+        ]
     return []
 
 
@@ -125,8 +140,9 @@ def radbert_problems(labeler: Mapping[str, Any]) -> list[str]:
         problems.append(f"ce.labeler.model_dir {model_dir} is not a folder: give {folder_fix}")
     else:
         problems += _radbert_folder_problems(Path(model_dir), folder_fix)
-    classifier_fix = ("ce.labeler.classifier_path=/models/RadBertClassifier.pth "
-                      "(CT-CLIP's fine-tuned RadBERT classifier)")
+    classifier_fix = (
+        "ce.labeler.classifier_path=/models/RadBertClassifier.pth (CT-CLIP's fine-tuned RadBERT classifier)"
+    )
     if classifier in (None, UNSET):
         problems.append(f"ce=radbert needs the classifier's weights: add {classifier_fix}")
     elif not Path(classifier).is_file():
@@ -166,6 +182,5 @@ def output_folder_problems(folder: Path, output_setting: str = "output_dir") -> 
             pass
     except OSError as error:
         where = "" if existing == folder.absolute() else f" (it would be made in {existing})"
-        return [f"output folder {folder}{where} is not writable ({error.strerror or error}): "
-                f"make it writable or {fix}"]
+        return [f"output folder {folder}{where} is not writable ({error.strerror or error}): make it writable or {fix}"]
     return []

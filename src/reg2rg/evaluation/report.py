@@ -118,15 +118,19 @@ def summary_markdown(evaluation: Evaluation, source: Path | None = None, images:
 
 def terminal_summary(evaluation: Evaluation, output_dir: str | Path) -> str:
     """What a terminal shows: summary.md's tables without its image links, then where the files are."""
-    return (summary_markdown(evaluation, images=False)
-            + f"\nPlots ({LENGTH_PLOT}, {CE_PLOT}), tables, metrics.json and summary.md: {output_dir}\n")
+    return (
+        summary_markdown(evaluation, images=False)
+        + f"\nPlots ({LENGTH_PLOT}, {CE_PLOT}), tables, metrics.json and summary.md: {output_dir}\n"
+    )
 
 
 def write_report(evaluation: Evaluation, output_dir: str | Path, source: Path | None = None) -> Path:
     """Write every output file into ``output_dir`` (created if needed); returns the folder."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(json.dumps(evaluation.metrics(), indent=2, allow_nan=False), encoding="utf-8")
+    (output_dir / "metrics.json").write_text(
+        json.dumps(evaluation.metrics(), indent=2, allow_nan=False), encoding="utf-8"
+    )
     (output_dir / "summary.md").write_text(summary_markdown(evaluation, source), encoding="utf-8")
     for stem, table in all_tables(evaluation).items():
         table.to_csv(output_dir / f"{stem}.csv")

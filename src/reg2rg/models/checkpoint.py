@@ -68,7 +68,9 @@ class DamagedCheckpointError(ValueError):
 
 
 def save_checkpoint(
-    model: Reg2RG, directory: str | Path, before_commit: Callable[[Path], None] | None = None,
+    model: Reg2RG,
+    directory: str | Path,
+    before_commit: Callable[[Path], None] | None = None,
     trained_with: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` to ``directory`` (replacing it); ``before_commit(staging_dir)`` may add files.
@@ -81,8 +83,11 @@ def save_checkpoint(
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         adapter = adapter_parameter_names(model)
-        modules = {name: p.detach().cpu().contiguous()
-                   for name, p in model.persistent_parameters().items() if name not in adapter}
+        modules = {
+            name: p.detach().cpu().contiguous()
+            for name, p in model.persistent_parameters().items()
+            if name not in adapter
+        }
         save_file(modules, staging / MODULES, metadata={"format": "pt", "reg2rg_version": VERSION})
         if adapter:
             _save_adapter(model.llm, staging / ADAPTER)
@@ -115,8 +120,11 @@ def _save_adapter(llm: nn.Module, folder: Path) -> None:
 
     folder.mkdir()
     state = get_peft_model_state_dict(llm, save_embedding_layers=False)  # keys without the adapter name
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, folder / Path(ADAPTER_WEIGHTS).name,
-              metadata={"format": "pt"})
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in state.items()},
+        folder / Path(ADAPTER_WEIGHTS).name,
+        metadata={"format": "pt"},
+    )
     config = copy.deepcopy(llm.peft_config["default"])
     config.inference_mode = True  # as peft saves it; PeftModel.from_pretrained(is_trainable=True) trains it again
     config.save_pretrained(str(folder))
@@ -138,8 +146,9 @@ def checkpoint_files(directory: str | Path) -> tuple[str, ...]:
     raise FileNotFoundError(f"{directory} is not a reg2rg checkpoint: {CONFIG} is missing")
 
 
-def from_pretrained(directory: str | Path, device: str | None = None, trust_remote_code: bool = False,
-                    **overrides: Any) -> Reg2RG:
+def from_pretrained(
+    directory: str | Path, device: str | None = None, trust_remote_code: bool = False, **overrides: Any
+) -> Reg2RG:
     """Rebuild a model from a checkpoint directory, in eval mode.
 
     The config and weights are checked against their recorded digests. ``trust_remote_code``: let the
@@ -182,7 +191,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         log.warning(
             "%s asks for llm.extra.trust_remote_code=%r: ignored, a checkpoint never lets code run (pass "
             "trust_remote_code=True to from_pretrained, or trust_remote_code=true to scripts/generate.py)",
-            path, extra.pop(REMOTE_CODE),
+            path,
+            extra.pop(REMOTE_CODE),
         )
     return config
 
@@ -257,7 +267,9 @@ def load_weights(model: Reg2RG, directory: str | Path) -> None:
         raise ValueError(f"{directory / ADAPTER_WEIGHTS} is missing: the checkpoint's config builds an LLM with LoRA")
     if ADAPTER_WEIGHTS in files:
         if not adapter:
-            raise ValueError(f"{directory / ADAPTER}: a LoRA adapter, but the checkpoint's config builds an LLM without LoRA")
+            raise ValueError(
+                f"{directory / ADAPTER}: a LoRA adapter, but the checkpoint's config builds an LLM without LoRA"
+            )
         _load_adapter(model.llm, directory / ADAPTER_WEIGHTS)
 
 

@@ -19,8 +19,9 @@ from typing import Any
 from transformers import GenerationConfig
 
 DECODINGS = ("greedy", "official")
-GREEDY: dict[str, Any] = dict(max_new_tokens=512, do_sample=False, temperature=1.0, top_k=0, top_p=1.0, num_beams=1,
-                              repetition_penalty=1.0)
+GREEDY: dict[str, Any] = dict(
+    max_new_tokens=512, do_sample=False, temperature=1.0, top_k=0, top_p=1.0, num_beams=1, repetition_penalty=1.0
+)
 OFFICIAL_CALL: dict[str, Any] = dict(max_new_tokens=500, top_k=30)  # the official code's generate() arguments
 # What generation_config.json decides, and transformers' values for a field it leaves unset.
 FROM_LLM: dict[str, Any] = dict(do_sample=False, temperature=1.0, top_p=1.0, num_beams=1, repetition_penalty=1.0)
@@ -37,8 +38,9 @@ def llm_generation_config(name_or_path: str | None) -> GenerationConfig | None:
         return None
 
 
-def decoding_options(decoding: str, options: Mapping[str, Any] | None = None,
-                     llm_source: str | None = None) -> tuple[dict[str, Any], str]:
+def decoding_options(
+    decoding: str, options: Mapping[str, Any] | None = None, llm_source: str | None = None
+) -> tuple[dict[str, Any], str]:
     """``Reg2RG.generate`` options of the preset ``decoding`` with the non-None ``options`` over it, and a line
     saying which settings are used and where each came from. ``llm_source``: the LLM folder or hub id
     (``llm.name_or_path``) whose ``generation_config.json`` the official preset reads."""
@@ -52,10 +54,14 @@ def decoding_options(decoding: str, options: Mapping[str, Any] | None = None,
         found = llm_generation_config(llm_source)
         source = f"{llm_source}/{GENERATION_CONFIG}" if found else f"transformers' defaults (no {GENERATION_CONFIG})"
         found_values = {key: getattr(found, key, None) for key in FROM_LLM} if found else {}
-        from_llm = {key: default if found_values.get(key) is None else found_values[key] for key, default in FROM_LLM.items()}
+        from_llm = {
+            key: default if found_values.get(key) is None else found_values[key] for key, default in FROM_LLM.items()
+        }
         preset = {**from_llm, **OFFICIAL_CALL}
-        parts = [f"the official call {_listed({k: v for k, v in OFFICIAL_CALL.items() if k not in given})}",
-                 f"from {source} {_listed({k: v for k, v in from_llm.items() if k not in given})}"]
+        parts = [
+            f"the official call {_listed({k: v for k, v in OFFICIAL_CALL.items() if k not in given})}",
+            f"from {source} {_listed({k: v for k, v in from_llm.items() if k not in given})}",
+        ]
     if given:
         parts.append(f"given {_listed(given)}")
     return {**preset, **given}, f"decoding {decoding}: " + "; ".join(parts)

@@ -66,8 +66,9 @@ class LLMConfig:
         return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
 
 
-def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase,
-              trust_remote_code: bool = False) -> PreTrainedModel:
+def build_llm(
+    config: LLMConfig, tokenizer: PreTrainedTokenizerBase, trust_remote_code: bool = False
+) -> PreTrainedModel:
     """Load or initialise the LLM, set which weights train, and switch on activation checkpointing.
 
     ``trust_remote_code``: let transformers run the Python code that comes with the model (always passed,
@@ -75,11 +76,14 @@ def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase,
     """
     dtype = config.torch_dtype()
     if trust_remote_code:
-        log.warning("trust_remote_code=true: the Python code that comes with the LLM %s may run",
-                    config.name_or_path or config.architecture["model_type"])
+        log.warning(
+            "trust_remote_code=true: the Python code that comes with the LLM %s may run",
+            config.name_or_path or config.architecture["model_type"],
+        )
     if config.name_or_path is not None:
-        model = AutoModelForCausalLM.from_pretrained(config.name_or_path, dtype=dtype,
-                                                     trust_remote_code=trust_remote_code, **config.extra)
+        model = AutoModelForCausalLM.from_pretrained(
+            config.name_or_path, dtype=dtype, trust_remote_code=trust_remote_code, **config.extra
+        )
     else:
         special = {
             "vocab_size": tokenizer.vocab_size,  # the base vocabulary: added marker tokens never reach the LLM
@@ -88,8 +92,9 @@ def build_llm(config: LLMConfig, tokenizer: PreTrainedTokenizerBase,
             "pad_token_id": tokenizer.pad_token_id,
         }
         architecture = AutoConfig.for_model(**{**special, **config.architecture})
-        model = AutoModelForCausalLM.from_config(architecture, dtype=dtype, trust_remote_code=trust_remote_code,
-                                                 **config.extra)
+        model = AutoModelForCausalLM.from_config(
+            architecture, dtype=dtype, trust_remote_code=trust_remote_code, **config.extra
+        )
     if config.activation_checkpointing and model.supports_gradient_checkpointing:
         set_activation_checkpointing(model, True)
     model.requires_grad_(config.tuning == "full")

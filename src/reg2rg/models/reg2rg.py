@@ -26,7 +26,6 @@ from .llm import LLMConfig, build_llm
 from .region_tokens import VisualTokenEncoder
 from .splice import Splicer
 
-
 MARKER_INITS = ("vocabulary", "randn")
 
 
@@ -93,8 +92,14 @@ class Reg2RG(nn.Module):
             frozen_encoder_dropout=frozen_encoder_dropout,
             freeze_perceiver=freeze_perceiver,
         )
-        self.config: dict[str, Any] = dict(llm=asdict(llm), rra=rra, text_format=text_format, marker_init=marker_init,
-                                           prompt=asdict(self.template), **encoders)
+        self.config: dict[str, Any] = dict(
+            llm=asdict(llm),
+            rra=rra,
+            text_format=text_format,
+            marker_init=marker_init,
+            prompt=asdict(self.template),
+            **encoders,
+        )
         self.llm = build_llm(llm, tokenizer, trust_remote_code)
         vocabulary = self.llm.get_input_embeddings()
         self.visual = VisualTokenEncoder(llm_dim=vocabulary.embedding_dim, **encoders)
@@ -118,8 +123,9 @@ class Reg2RG(nn.Module):
 
     def collator(self, inference: bool = False, max_length: int | None = None) -> Reg2RGCollator:
         """The collate function for this model's tokenizer, layout, wording and RRA switch."""
-        return Reg2RGCollator(self.tokenizer, self.layout, self.template, self.rra, inference, max_length,
-                              text_format=self.text_format)
+        return Reg2RGCollator(
+            self.tokenizer, self.layout, self.template, self.rra, inference, max_length, text_format=self.text_format
+        )
 
     @property
     def max_positions(self) -> int | None:

@@ -101,8 +101,9 @@ class Reg2RGCollator:
         return ids, labels
 
     def target(self, sample: Mapping[str, Any]) -> str:
-        return self.template.target(sample["regions"], sample["region_reports"], rra=self.rra,
-                                    text_format=self.text_format)
+        return self.template.target(
+            sample["regions"], sample["region_reports"], rra=self.rra, text_format=self.text_format
+        )
 
     def joint_text(self, sample: Mapping[str, Any]) -> str:
         """The official code's training text: the prompt, a space, the target."""

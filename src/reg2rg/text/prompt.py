@@ -78,8 +78,9 @@ class PromptTemplate:
             text += self.region_intro.format(i=i) + region
         return text + self.instruction
 
-    def target(self, regions: Sequence[str], reports: Sequence[str], rra: bool = True,
-               text_format: str = "clean") -> str:
+    def target(
+        self, regions: Sequence[str], reports: Sequence[str], rra: bool = True, text_format: str = "clean"
+    ) -> str:
         """The report to learn: with RRA each region report behind its recognition prefix.
 
         ``text_format`` "clean": region reports stripped and joined by single spaces; "official": each as
@@ -89,8 +90,10 @@ class PromptTemplate:
             raise ValueError(f"{len(regions)} regions but {len(reports)} region reports")
         if text_format not in TEXT_FORMATS:
             raise ValueError(f"text_format must be one of {TEXT_FORMATS}, got {text_format!r}")
-        prefixes = [self.target_prefix.format(i=i, area=area) if rra else ""
-                    for i, area in zip(self._numbers(len(regions)), regions)]
+        prefixes = [
+            self.target_prefix.format(i=i, area=area) if rra else ""
+            for i, area in zip(self._numbers(len(regions)), regions)
+        ]
         if text_format == "official":
             return "".join(f"{prefix}{report} " for prefix, report in zip(prefixes, reports))
         return " ".join(f"{prefix}{report.strip()}" for prefix, report in zip(prefixes, reports))

@@ -76,8 +76,10 @@ class TrainingState:
         return self.step % self.steps_per_epoch
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps({**asdict(self), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch},
-                                   indent=2) + "\n", encoding="utf-8")
+        path.write_text(
+            json.dumps({**asdict(self), "epoch": self.epoch, "step_in_epoch": self.step_in_epoch}, indent=2) + "\n",
+            encoding="utf-8",
+        )
 
     @classmethod
     def read(cls, path: Path) -> TrainingState:
@@ -117,7 +119,9 @@ def find_checkpoint(resume: str | None, folder: Path) -> Path | None:
     if (path / STATE_FILE).is_file():
         verify_digests(path)
         step = TrainingState.read(path / STATE_FILE).step
-        later = [p.name for p in list_checkpoints(folder) if checkpoint_step(p) > step and p.resolve() != path.resolve()]
+        later = [
+            p.name for p in list_checkpoints(folder) if checkpoint_step(p) > step and p.resolve() != path.resolve()
+        ]
         if later:
             raise ValueError(
                 f"resume={resume}: this run's {folder} also holds later checkpoints ({', '.join(later)}); continuing "
@@ -147,8 +151,14 @@ def newest_intact(folder: Path) -> Path | None:
             continue
         for bad, error in damaged:
             aside = _move_aside(bad)
-            log.warning("%s: %s is damaged (%s); kept as %s, resuming from %s", folder, bad.name, error, aside.name,
-                        checkpoint.name)
+            log.warning(
+                "%s: %s is damaged (%s); kept as %s, resuming from %s",
+                folder,
+                bad.name,
+                error,
+                aside.name,
+                checkpoint.name,
+            )
         return checkpoint
     if damaged:
         raise ValueError(f"every checkpoint in {folder} is damaged; the newest: {damaged[0][1]}")
@@ -227,9 +237,17 @@ class WeightsOnlyLoads:
 class Checkpointer:
     """Saves and restores training checkpoints for the model, optimizer and scheduler that ``accelerator`` prepared."""
 
-    def __init__(self, folder: Path, accelerator: Accelerator, model: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
-                 deepspeed: bool, keep_last: int | None, trained_with: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        accelerator: Accelerator,
+        model: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        deepspeed: bool,
+        keep_last: int | None,
+        trained_with: dict[str, Any] | None = None,
+    ):
         """``trained_with``: what each checkpoint records besides the model (``save_checkpoint``)."""
         self.folder = folder
         self.trained_with = trained_with
@@ -253,13 +271,17 @@ class Checkpointer:
         self.accelerator.wait_for_everyone()
         torch.save(rng_state(), pending / f"rng_state_{self.accelerator.process_index}.pt")
         if self.deepspeed:
-            self.model.save_checkpoint(str(pending), tag=DEEPSPEED_TAG, save_latest=False,
-                                       exclude_frozen_parameters=True)
+            self.model.save_checkpoint(
+                str(pending), tag=DEEPSPEED_TAG, save_latest=False, exclude_frozen_parameters=True
+            )
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            save_checkpoint(self.accelerator.unwrap_model(self.model), final,
-                            before_commit=lambda staging: self._add_training_state(staging, pending, state),
-                            trained_with=self.trained_with)
+            save_checkpoint(
+                self.accelerator.unwrap_model(self.model),
+                final,
+                before_commit=lambda staging: self._add_training_state(staging, pending, state),
+                trained_with=self.trained_with,
+            )
             pending.rmdir()
             self._apply_retention()
             log.info("checkpoint %s", final)
@@ -279,8 +301,13 @@ class Checkpointer:
             engine = self.model.checkpoint_engine
             self.model.checkpoint_engine = WeightsOnlyLoads(engine)
             try:
-                loaded, _ = self.model.load_checkpoint(str(directory), tag=DEEPSPEED_TAG, load_module_strict=False,
-                                                       load_optimizer_states=True, load_lr_scheduler_states=False)
+                loaded, _ = self.model.load_checkpoint(
+                    str(directory),
+                    tag=DEEPSPEED_TAG,
+                    load_module_strict=False,
+                    load_optimizer_states=True,
+                    load_lr_scheduler_states=False,
+                )
             finally:
                 self.model.checkpoint_engine = engine
             if loaded is None:
@@ -294,8 +321,13 @@ class Checkpointer:
             restore_rng(read_torch_file(rng_file))
         else:
             log.warning("%s is missing (the checkpoint had fewer processes): random streams start afresh", rng_file)
-        log.info("resumed from %s at step %d (epoch %d, step %d of it)", directory, state.step, state.epoch,
-                 state.step_in_epoch)
+        log.info(
+            "resumed from %s at step %d (epoch %d, step %d of it)",
+            directory,
+            state.step,
+            state.epoch,
+            state.step_in_epoch,
+        )
         return state
 
     def _add_training_state(self, staging: Path, pending: Path, state: TrainingState) -> None:

@@ -39,8 +39,14 @@ def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:
     ready = f"reg2rg/data-prepared/{from_main_process(accelerator, secrets.token_hex(8))}" if several else ""
     if accelerator.is_main_process:
         for split, report in prepare_dataset(cfg.data, splits(cfg), workers=cfg.data_workers).items():
-            log.info("%s: %d of %d studies usable in %s (skipped: %s)", split, report["usable"], report["studies"],
-                     cfg.data.cache_dir, report["skipped"] or "none")
+            log.info(
+                "%s: %d of %d studies usable in %s (skipped: %s)",
+                split,
+                report["usable"],
+                report["studies"],
+                cfg.data.cache_dir,
+                report["skipped"] or "none",
+            )
         if several:
             rendezvous_store().set(ready, "1")
     elif several:
@@ -56,8 +62,13 @@ def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
     """A split of the cache; only training shuffles region orders (with RRA), drawn from (seed, epoch, index).
     Training reads the reported regions (as the official training); other splits ``data.region_set``."""
     training = split == TRAIN_SPLIT
-    return dataset_from_config(cfg.data, split, shuffle_regions=training and cfg.model.rra, seed=cfg.seed,
-                               region_set="reported" if training else None)
+    return dataset_from_config(
+        cfg.data,
+        split,
+        shuffle_regions=training and cfg.model.rra,
+        seed=cfg.seed,
+        region_set="reported" if training else None,
+    )
 
 
 def trained_with(cfg: DictConfig) -> dict[str, Any]:
@@ -85,8 +96,9 @@ def tokenizer_corpus(train_set: CachedRegionDataset, template: PromptTemplate) -
     ]
 
 
-def build_tokenizer(cfg: DictConfig, train_set: CachedRegionDataset, run_dir: Path, resume_dir: Path | None,
-                    accelerator: Accelerator) -> PreTrainedTokenizerBase | None:
+def build_tokenizer(
+    cfg: DictConfig, train_set: CachedRegionDataset, run_dir: Path, resume_dir: Path | None, accelerator: Accelerator
+) -> PreTrainedTokenizerBase | None:
     """The run's tokenizer: the checkpoint's when resuming; a new one trained on the training reports when the
     LLM brings none (the tiny random LLaMA), saved under ``run_dir/tokenizer``; else None (the LLM's own)."""
     if resume_dir is not None:
@@ -106,5 +118,8 @@ def build_tokenizer(cfg: DictConfig, train_set: CachedRegionDataset, run_dir: Pa
 def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase | None) -> Reg2RG:
     """``cfg.model`` instantiated (with ``tokenizer`` when given, else the LLM's own); the LLM's own code
     runs only with the ``trust_remote_code=true`` flag."""
-    return instantiate(cfg.model, trust_remote_code=cfg.trust_remote_code,
-                       **({"tokenizer": tokenizer} if tokenizer is not None else {}))
+    return instantiate(
+        cfg.model,
+        trust_remote_code=cfg.trust_remote_code,
+        **({"tokenizer": tokenizer} if tokenizer is not None else {}),
+    )

@@ -32,8 +32,9 @@ def world_size() -> int:
 
 
 @contextmanager
-def accelerator_session(batching: Batching, mixed_precision: str, max_grad_norm: float,
-                        deepspeed: Mapping[str, Any] | None) -> Iterator[Accelerator]:
+def accelerator_session(
+    batching: Batching, mixed_precision: str, max_grad_norm: float, deepspeed: Mapping[str, Any] | None
+) -> Iterator[Accelerator]:
     """An Accelerator for ``batching``; with a ``deepspeed`` config (its "auto" values filled) a DeepSpeed one."""
     plugin = None
     if deepspeed is not None:
@@ -43,8 +44,12 @@ def accelerator_session(batching: Batching, mixed_precision: str, max_grad_norm:
     # Accelerate only runs DDP over CPUs (gloo) when told to stay on the CPU: processes without a GPU.
     cpu_processes = plugin is None and batching.world_size > 1 and not torch.cuda.is_available()
     try:
-        yield Accelerator(gradient_accumulation_steps=batching.accumulation, mixed_precision=mixed_precision,
-                          deepspeed_plugin=plugin, cpu=cpu_processes)
+        yield Accelerator(
+            gradient_accumulation_steps=batching.accumulation,
+            mixed_precision=mixed_precision,
+            deepspeed_plugin=plugin,
+            cpu=cpu_processes,
+        )
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()

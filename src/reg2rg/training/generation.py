@@ -27,16 +27,33 @@ PREDICTIONS_FILE = "predictions.csv"
 EVALUATION_DIR = "evaluation"
 
 
-def generate_and_evaluate(model: Reg2RG, dataset: CachedRegionDataset, output_dir: Path, batch_size: int,
-                          num_workers: int, generation: Mapping[str, Any], protocols: list[str],
-                          checkpoint: Path | None = None, merge_lora: bool = True) -> Evaluation:
+def generate_and_evaluate(
+    model: Reg2RG,
+    dataset: CachedRegionDataset,
+    output_dir: Path,
+    batch_size: int,
+    num_workers: int,
+    generation: Mapping[str, Any],
+    protocols: list[str],
+    checkpoint: Path | None = None,
+    merge_lora: bool = True,
+) -> Evaluation:
     """Predictions CSV of ``checkpoint``'s model and evaluation files (metrics.json, summary.md, tables, plots).
 
     ``merge_lora``: generate with LoRA merged into the LLM's weights (restored exactly afterwards).
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     metadata = checkpoint_record(checkpoint) if checkpoint else {}
-    predictions = generate_predictions(model, dataset, output_dir / PREDICTIONS_FILE, batch_size, num_workers,
-                                       dict(generation), metadata, restart_if_changed=True, merge_lora=merge_lora)
+    predictions = generate_predictions(
+        model,
+        dataset,
+        output_dir / PREDICTIONS_FILE,
+        batch_size,
+        num_workers,
+        dict(generation),
+        metadata,
+        restart_if_changed=True,
+        merge_lora=merge_lora,
+    )
     log.info("predictions for %d %s studies in %s", len(dataset), dataset.split, predictions)
     return evaluate_predictions_csv(predictions, output_dir / EVALUATION_DIR, protocols=protocols)

@@ -75,8 +75,11 @@ def free_port() -> int:
 
 WORKER_SHUTDOWN_S = 30.0  # after one process fails, the others get SIGTERM and this long before SIGKILL
 STOPPED_ON_SIGNAL = {128 + signum for signum in SIGNALS}  # a worker's status after its checkpoint on a signal
-PASSED_ON = {signal.SIGTERM: signal.SIGTERM, signal.SIGINT: signal.SIGINT,
-             signal.SIGHUP: signal.SIGTERM}  # SIGHUP: the terminal closed; the workers checkpoint and stop
+PASSED_ON = {
+    signal.SIGTERM: signal.SIGTERM,
+    signal.SIGINT: signal.SIGINT,
+    signal.SIGHUP: signal.SIGTERM,
+}  # SIGHUP: the terminal closed; the workers checkpoint and stop
 LAUNCHER_PID = "REG2RG_LAUNCHER_PID"  # set for the processes that ``cpu_processes`` starts
 PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
@@ -90,10 +93,16 @@ def cpu_processes_environments(processes: int, store_port: int) -> list[dict[str
     """The environment of each of ``processes`` CPU processes: ranks as torchrun sets them, cores / N threads,
     and the rendezvous store that this process hosts on ``store_port`` (as torchrun's agent does)."""
     threads = str(max(1, (os.cpu_count() or processes) // processes))
-    shared = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
-              "WORLD_SIZE": str(processes), "LOCAL_WORLD_SIZE": str(processes),
-              "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(store_port), "TORCHELASTIC_USE_AGENT_STORE": "True",
-              LAUNCHER_PID: str(os.getpid())}
+    shared = {
+        **os.environ,
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", threads),
+        "WORLD_SIZE": str(processes),
+        "LOCAL_WORLD_SIZE": str(processes),
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(store_port),
+        "TORCHELASTIC_USE_AGENT_STORE": "True",
+        LAUNCHER_PID: str(os.getpid()),
+    }
     return [{**shared, "RANK": str(rank), "LOCAL_RANK": str(rank)} for rank in range(processes)]
 
 
@@ -112,8 +121,10 @@ def run_as_cpu_processes(processes: int, script: str, overrides: list[str], run_
     # Hosted here on a port the system picks: no free port to find that another program could take first.
     store = torch.distributed.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)
     with recorded_signals() as received:  # from before the first worker starts
-        workers = [subprocess.Popen(command, env=environment, start_new_session=True)
-                   for environment in cpu_processes_environments(processes, store.port)]
+        workers = [
+            subprocess.Popen(command, env=environment, start_new_session=True)
+            for environment in cpu_processes_environments(processes, store.port)
+        ]
         return supervise(workers, received)
 
 

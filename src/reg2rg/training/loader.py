@@ -53,8 +53,13 @@ def limit_lengths(data: CachedRegionDataset, collate: Reg2RGCollator, policy: st
         action = "its report is cut there" if policy == "truncate" else "left out of training"
         for study, length in over.items():
             log.warning("study %s: %d tokens exceed max_length=%d; %s", study, length, collate.max_length, action)
-        log.warning("%d of %d training studies exceed max_length=%d tokens (trainer.overlength=%s)", len(over),
-                    len(samples), collate.max_length, policy)
+        log.warning(
+            "%d of %d training studies exceed max_length=%d tokens (trainer.overlength=%s)",
+            len(over),
+            len(samples),
+            collate.max_length,
+            policy,
+        )
     if policy == "skip" and over:
         data.leave_out(set(over))
     return over
@@ -124,8 +129,16 @@ class CollateWithUnreadable:
         return self.collate(samples), [s["unreadable"] for s in samples if s["unreadable"]]
 
 
-def epoch_loader(dataset: CachedRegionDataset, collate: Callable, batching: Batching, rank: int, seed: int,
-                 epoch: int, start_step: int = 0, num_workers: int = 0) -> DataLoader:
+def epoch_loader(
+    dataset: CachedRegionDataset,
+    collate: Callable,
+    batching: Batching,
+    rank: int,
+    seed: int,
+    epoch: int,
+    start_step: int = 0,
+    num_workers: int = 0,
+) -> DataLoader:
     """The loader of one epoch: batches of ``(batch, unreadable study ids)`` in the order of ``StepSampler``.
 
     Its generator is seeded from (seed, epoch), so creating it draws nothing from the global RNG

@@ -49,8 +49,10 @@ def preemption_flag() -> Iterator[PreemptionFlag]:
         now = time.monotonic()
         if flag.received_at is None:
             flag.signum, flag.received_at = signum, now
-            log.warning("%s received: checkpointing after the current step (Ctrl-C again to stop at once)",
-                        signal.Signals(signum).name)
+            log.warning(
+                "%s received: checkpointing after the current step (Ctrl-C again to stop at once)",
+                signal.Signals(signum).name,
+            )
         elif alone and pressed_again(signum, flag.received_at, now):
             signal.signal(signum, previous[signum])
             signal.raise_signal(signum)  # the previous handler acts: KeyboardInterrupt by default

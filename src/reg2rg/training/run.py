@@ -49,30 +49,52 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     on the main process, else None).
     """
     trainer_config: TrainerConfig = instantiate(cfg.trainer)
-    batching = resolve_batching(trainer_config.per_device_batch_size, trainer_config.gradient_accumulation_steps,
-                                trainer_config.effective_batch_size, world_size())
+    batching = resolve_batching(
+        trainer_config.per_device_batch_size,
+        trainer_config.gradient_accumulation_steps,
+        trainer_config.effective_batch_size,
+        world_size(),
+    )
     deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.deepspeed is not None else None
-    with accelerator_session(batching, trainer_config.mixed_precision, trainer_config.max_grad_norm,
-                             deepspeed) as accelerator:
+    with accelerator_session(
+        batching, trainer_config.mixed_precision, trainer_config.max_grad_norm, deepspeed
+    ) as accelerator:
         main = accelerator.is_main_process
         run_dir = shared_path(accelerator, output_dir(cfg))
         resolved = OmegaConf.to_container(cfg, resolve=True)
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             write_deepspeed_config(accelerator, run_dir / DEEPSPEED_FILE)
-            log.info("run folder %s; %d process(es) x %d per device x %d accumulation = effective batch %d",
-                     run_dir, batching.world_size, batching.per_device, batching.accumulation, batching.effective)
+            log.info(
+                "run folder %s; %d process(es) x %d per device x %d accumulation = effective batch %d",
+                run_dir,
+                batching.world_size,
+                batching.per_device,
+                batching.accumulation,
+                batching.effective,
+            )
         prepare_data(cfg, accelerator)
         train_set = dataset(cfg, "train")
         # the main process picks (file listings may lag on shared storage) and tells the others
-        resume_dir = from_main_process(accelerator, find_checkpoint(cfg.resume, run_dir / CHECKPOINTS) if main else None)
+        resume_dir = from_main_process(
+            accelerator, find_checkpoint(cfg.resume, run_dir / CHECKPOINTS) if main else None
+        )
         tokenizer = build_tokenizer(cfg, train_set, run_dir, resume_dir, accelerator)
         set_seed(cfg.seed)
         model = build_model(cfg, tokenizer)
         metrics = MetricsLog(run_dir, cfg.logger.wandb, cfg.name, resolved) if main else None
         try:
-            trainer = Trainer(trainer_config, accelerator, model, train_set, batching, cfg.seed,
-                              run_dir / CHECKPOINTS, metrics, trained_with(cfg))
+            trainer = Trainer(
+                trainer_config,
+                accelerator,
+                model,
+                train_set,
+                batching,
+                cfg.seed,
+                run_dir / CHECKPOINTS,
+                metrics,
+                trained_with(cfg),
+            )
             if resume_dir is not None:
                 trainer.resume(resume_dir)
             if main:  # after the resume checks: a refused resume leaves the folder's config as it was
@@ -85,8 +107,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     # the signal that every process stopped on; or one that came after the last step's agreement
     stopped_by = trainer.stopped_by or (signal.Signals(stop.signum) if stop else None)
     if main:
-        log.info("stopped at step %d of %d%s; checkpoint %s", trainer.state.step, trainer.total_steps,
-                 f" ({stopped_by.name})" if stopped_by else "", checkpoint)
+        log.info(
+            "stopped at step %d of %d%s; checkpoint %s",
+            trainer.state.step,
+            trainer.total_steps,
+            f" ({stopped_by.name})" if stopped_by else "",
+            checkpoint,
+        )
     result = {
         "run_dir": run_dir,
         "checkpoint": checkpoint,
@@ -117,12 +144,20 @@ def save_config(resolved: dict, run_dir: Path) -> Path:
 def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None) -> dict:
     """Generate and score the evaluation split; prints the summary tables and returns metrics.json's content."""
     settings = cfg.evaluation
-    options, used = decoding_options(settings.decoding, OmegaConf.to_container(settings.generation, resolve=True),
-                                     cfg.llm.get("name_or_path"))
+    options, used = decoding_options(
+        settings.decoding, OmegaConf.to_container(settings.generation, resolve=True), cfg.llm.get("name_or_path")
+    )
     log.info("%s; batch size %d", used, settings.batch_size)
     evaluation = generate_and_evaluate(
-        model, dataset(cfg, settings.split), run_dir, settings.batch_size, cfg.trainer.num_workers,
-        options, list(settings.protocols), checkpoint, merge_lora=settings.get("merge_lora", True),
+        model,
+        dataset(cfg, settings.split),
+        run_dir,
+        settings.batch_size,
+        cfg.trainer.num_workers,
+        options,
+        list(settings.protocols),
+        checkpoint,
+        merge_lora=settings.get("merge_lora", True),
     )
     print(terminal_summary(evaluation, run_dir / EVALUATION_DIR))
     return evaluation.metrics()

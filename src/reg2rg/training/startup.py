@@ -55,8 +55,9 @@ def check_training_start(cfg: DictConfig) -> None:
     problems = [*data_problems(cfg), *deepspeed_problems(cfg), *weight_file_problems(cfg)]
     run_dir = Path(output_dir(cfg))
     if cfg.evaluation.enabled:
-        problems += evaluation_problems(list(cfg.evaluation.protocols), output_dir=run_dir,
-                                        protocols_setting="evaluation.protocols")
+        problems += evaluation_problems(
+            list(cfg.evaluation.protocols), output_dir=run_dir, protocols_setting="evaluation.protocols"
+        )
     else:
         problems += output_folder_problems(run_dir)
     if problems:
@@ -78,15 +79,18 @@ def data_problems(cfg: DictConfig) -> list[str]:
         if OmegaConf.is_missing(data, "root"):
             problems.append(f"data.root is not set: add data.root=/path/to/{data.name} (its layout: data/README.md)")
         elif not Path(data.root).is_dir():
-            problems.append(f"data.root {data.root} is not a folder: point data.root at the {data.name} dataset "
-                            "(its layout: data/README.md)")
+            problems.append(
+                f"data.root {data.root} is not a folder: point data.root at the {data.name} dataset "
+                "(its layout: data/README.md)"
+            )
     reader = data.get("reader") or {}
     if "path" in reader.keys():
         if OmegaConf.is_missing(reader, "path"):
             problems.append("data.reader.path is not set: add data.reader.path=/path/to/manifest.csv (or .jsonl)")
         elif not Path(reader.path).is_file():
-            problems.append(f"data.reader.path {reader.path} is not a file: give the manifest's path "
-                            "(its format: data/README.md)")
+            problems.append(
+                f"data.reader.path {reader.path} is not a file: give the manifest's path (its format: data/README.md)"
+            )
     return problems
 
 
@@ -95,16 +99,20 @@ def cache_problems(cfg: DictConfig) -> list[str]:
     cache = Path(cfg.data.cache_dir)
     absent = [f"{split}.jsonl" for split in splits(cfg) if not (cache / f"{split}.jsonl").is_file()]
     if absent:
-        return [f"prepare_data=false, and the cache {cache} has no {' or '.join(absent)}: build it (prepare_data=true, "
-                f"or python scripts/preprocess.py data={cfg.data.name} ...) or set data.cache_dir=..."]
+        return [
+            f"prepare_data=false, and the cache {cache} has no {' or '.join(absent)}: build it (prepare_data=true, "
+            f"or python scripts/preprocess.py data={cfg.data.name} ...) or set data.cache_dir=..."
+        ]
     return []
 
 
 def deepspeed_problems(cfg: DictConfig) -> list[str]:
     """A ``deepspeed`` config needs the package (an optional dependency)."""
     if cfg.get("deepspeed") is not None and importlib.util.find_spec("deepspeed") is None:
-        return [f"a deepspeed config is selected (the paper experiments select deepspeed=zero2), and DeepSpeed "
-                f"is not installed: {DEEPSPEED_FIX}"]
+        return [
+            f"a deepspeed config is selected (the paper experiments select deepspeed=zero2), and DeepSpeed "
+            f"is not installed: {DEEPSPEED_FIX}"
+        ]
     return []
 
 
@@ -114,9 +122,11 @@ def weight_file_problems(cfg: DictConfig) -> list[str]:
     for key, name in WEIGHT_FILES.items():
         path = cfg.model.get(key)
         if path is not None and not Path(path).is_file():
-            problems.append(f"model.{key} {path} is not a file: give RadFM's {name} (model.{key}=/models/{name}; "
-                            f'docs/reference.md, "RadFM weight files"), or model.{key}=null for a random one '
-                            "(not the paper)")
+            problems.append(
+                f"model.{key} {path} is not a file: give RadFM's {name} (model.{key}=/models/{name}; "
+                f'docs/reference.md, "RadFM weight files"), or model.{key}=null for a random one '
+                "(not the paper)"
+            )
     return problems
 
 

@@ -132,10 +132,18 @@ def plot_loss_curve(records: list[dict[str, Any]], path: Path) -> Path:
     loss_axis.set_xlabel("optimizer step")
     loss_axis.set_ylabel("training loss (mean since the previous log)", color="tab:blue")
     lr_axis = loss_axis.twinx()
-    lr_axis.plot(steps, [record.get("lr", float("nan")) for record in logged], marker=marker, color="tab:grey",
-                 linestyle="--", label="lr")
+    lr_axis.plot(
+        steps,
+        [record.get("lr", float("nan")) for record in logged],
+        marker=marker,
+        color="tab:grey",
+        linestyle="--",
+        label="lr",
+    )
     lr_axis.set_ylabel("learning rate", color="tab:grey")
-    loss_axis.set_title(f"Training loss, {len(logged)} log{'s' * (len(logged) != 1)} up to step {steps[-1] if steps else 0}")
+    loss_axis.set_title(
+        f"Training loss, {len(logged)} log{'s' * (len(logged) != 1)} up to step {steps[-1] if steps else 0}"
+    )
     figure.tight_layout()
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png")

@@ -65,9 +65,14 @@ class TrainerConfig:
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
             raise ValueError(f"trainer.mixed_precision must be one of {MIXED_PRECISION}, got {self.mixed_precision!r}")
-        at_least_one = {"epochs": self.epochs, "log_every_n_steps": self.log_every_n_steps,
-                        "max_steps": self.max_steps, "save_every_n_steps": self.save_every_n_steps,
-                        "keep_last": self.keep_last, "max_length": self.max_length}
+        at_least_one = {
+            "epochs": self.epochs,
+            "log_every_n_steps": self.log_every_n_steps,
+            "max_steps": self.max_steps,
+            "save_every_n_steps": self.save_every_n_steps,
+            "keep_last": self.keep_last,
+            "max_length": self.max_length,
+        }
         for name, value in at_least_one.items():
             if value is not None and value < 1:
                 raise ValueError(f"trainer.{name} must be >= 1 (or null where optional), got {value}")
@@ -83,9 +88,18 @@ class Trainer:
     clock: Throughput
     bar: tqdm
 
-    def __init__(self, config: TrainerConfig, accelerator: Accelerator, model: Reg2RG,
-                 train_set: CachedRegionDataset, batching: Batching, seed: int, checkpoint_dir: Path,
-                 metrics: MetricsLog | None, trained_with: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        config: TrainerConfig,
+        accelerator: Accelerator,
+        model: Reg2RG,
+        train_set: CachedRegionDataset,
+        batching: Batching,
+        seed: int,
+        checkpoint_dir: Path,
+        metrics: MetricsLog | None,
+        trained_with: dict[str, Any] | None = None,
+    ):
         """``trained_with``: what every checkpoint records besides the model (``reg2rg.training.config.trained_with``)."""
         self.config = config
         self.accelerator = accelerator
@@ -103,13 +117,30 @@ class Trainer:
         if config.max_steps is not None:
             self.total_steps = min(self.total_steps, config.max_steps)
         # Stepped here once per optimizer step (accelerate would step a prepared scheduler once per process).
-        self.scheduler = get_scheduler(config.lr_scheduler, self.optimizer, num_warmup_steps=config.warmup_steps,
-                                       num_training_steps=self.total_steps)
-        self.checkpointer = Checkpointer(checkpoint_dir, accelerator, self.model, self.optimizer, self.scheduler,
-                                         self.deepspeed, config.keep_last, trained_with)
-        self.state = TrainingState(step=0, steps_per_epoch=self.steps_per_epoch,
-                                   effective_batch_size=batching.effective, seed=seed,
-                                   world_size=batching.world_size, training_studies=studies_digest(train_set))
+        self.scheduler = get_scheduler(
+            config.lr_scheduler,
+            self.optimizer,
+            num_warmup_steps=config.warmup_steps,
+            num_training_steps=self.total_steps,
+        )
+        self.checkpointer = Checkpointer(
+            checkpoint_dir,
+            accelerator,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            self.deepspeed,
+            config.keep_last,
+            trained_with,
+        )
+        self.state = TrainingState(
+            step=0,
+            steps_per_epoch=self.steps_per_epoch,
+            effective_batch_size=batching.effective,
+            seed=seed,
+            world_size=batching.world_size,
+            training_studies=studies_digest(train_set),
+        )
         self.grad_norm: float | None = None
         self.last_checkpoint: Path | None = None
         self.stopped_by: signal.Signals | None = None  # the signal that all processes stopped on
@@ -137,8 +168,12 @@ class Trainer:
     def fit(self, stop: PreemptionFlag) -> Path | None:
         """Train to the last step, or until ``stop`` is raised; returns the checkpoint written at the end."""
         show = self.accelerator.is_main_process and self.config.progress_bar
-        with logging_redirect_tqdm(), tqdm(total=self.total_steps, initial=self.state.step, unit="step",
-                                           desc="train", disable=not show) as self.bar:
+        with (
+            logging_redirect_tqdm(),
+            tqdm(
+                total=self.total_steps, initial=self.state.step, unit="step", desc="train", disable=not show
+            ) as self.bar,
+        ):
             self.model.train()
             self.window, self.clock = _Window(self.accelerator.device), Throughput()
             while self.state.step < self.total_steps:
@@ -154,8 +189,16 @@ class Trainer:
         return self.last_checkpoint
 
     def _epoch_loader(self) -> DataLoader:
-        return epoch_loader(self.train_set, self.collate, self.batching, self.accelerator.process_index, self.seed,
-                            self.state.epoch, self.state.step_in_epoch, self.config.num_workers)
+        return epoch_loader(
+            self.train_set,
+            self.collate,
+            self.batching,
+            self.accelerator.process_index,
+            self.seed,
+            self.state.epoch,
+            self.state.step_in_epoch,
+            self.config.num_workers,
+        )
 
     def _micro_step(self, batch: dict, unreadable: list[str]) -> None:
         self.window.tokens += int(batch["attention_mask"].sum())
@@ -201,8 +244,11 @@ class Trainer:
     def _log(self) -> None:
         """Metrics of the steps since the last log, over all processes."""
         window = self.window
-        totals = torch.tensor([float(window.loss_sum), window.micro_batches, window.tokens], dtype=torch.float64,
-                              device=self.accelerator.device)
+        totals = torch.tensor(
+            [float(window.loss_sum), window.micro_batches, window.tokens],
+            dtype=torch.float64,
+            device=self.accelerator.device,
+        )
         loss_sum, micro_batches, tokens = self.accelerator.reduce(totals, reduction="sum").tolist()
         unreadable = [study for ids in gather_object([window.unreadable]) for study in ids]
         self.state.tokens += int(tokens)

@@ -118,11 +118,27 @@ def grounded_figure(
     figure.grounding = grounding
 
     top = height - _TITLE_BAND
-    figure.text(_MARGIN, height - 0.38, grounding.title, fontsize=_TITLE_SIZE, weight="bold", va="center",
-                transform=figure.dpi_scale_trans, gid="title")
+    figure.text(
+        _MARGIN,
+        height - 0.38,
+        grounding.title,
+        fontsize=_TITLE_SIZE,
+        weight="bold",
+        va="center",
+        transform=figure.dpi_scale_trans,
+        gid="title",
+    )
     if caption:
-        figure.text(_MARGIN, height - 0.62, caption, fontsize=_BODY_SIZE, color="#444444", va="center",
-                    transform=figure.dpi_scale_trans, gid="caption")
+        figure.text(
+            _MARGIN,
+            height - 0.62,
+            caption,
+            fontsize=_BODY_SIZE,
+            color="#444444",
+            va="center",
+            transform=figure.dpi_scale_trans,
+            gid="caption",
+        )
     visible: set[str] = set()
     for name, (row, col) in {"axial": (0, 0), "coronal": (0, 1), "sagittal": (1, 0), "legend": (1, 1)}.items():
         x = _MARGIN + _EDGE + col * (cell_width + _GAP)
@@ -137,8 +153,9 @@ def grounded_figure(
     return figure
 
 
-def _draw_view(ax, ras: _RasStudy, view: str, index: int, regions: Sequence[str],
-               window: tuple[float, float]) -> set[str]:
+def _draw_view(
+    ax, ras: _RasStudy, view: str, index: int, regions: Sequence[str], window: tuple[float, float]
+) -> set[str]:
     """One slice with the masks it cuts; returns those regions."""
     axis = VIEWS[view]
     other = [a for a in range(3) if a != axis]
@@ -181,13 +198,27 @@ def _draw_legend(ax, grounding: Grounding) -> None:
         ax.text(0, 1, "No region mask to show", transform=ax.transAxes, va="top", fontsize=_LEGEND_SIZE)
         return
     handles = [
-        Patch(facecolor=(*to_rgb(PALETTE[r]), 0.45), edgecolor=PALETTE[r], linewidth=1.5,
-              label=f"{r} (not in these slices)" if r in grounding.hidden else r)
+        Patch(
+            facecolor=(*to_rgb(PALETTE[r]), 0.45),
+            edgecolor=PALETTE[r],
+            linewidth=1.5,
+            label=f"{r} (not in these slices)" if r in grounding.hidden else r,
+        )
         for r in grounding.regions
     ]
-    legend = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.02, 1.0), frameon=False,
-                       fontsize=_LEGEND_SIZE, title="Region masks", title_fontsize=_PANEL_SIZE,
-                       alignment="left", handlelength=1.6, handleheight=1.1, labelspacing=0.55)
+    legend = ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(0.02, 1.0),
+        frameon=False,
+        fontsize=_LEGEND_SIZE,
+        title="Region masks",
+        title_fontsize=_PANEL_SIZE,
+        alignment="left",
+        handlelength=1.6,
+        handleheight=1.1,
+        labelspacing=0.55,
+    )
     legend.set_gid("legend")
     notes = []
     if any(e.index is not None for e in grounding.entries):
@@ -196,36 +227,89 @@ def _draw_legend(ax, grounding: Grounding) -> None:
         notes.append(f"{WARNING} The model named another area than the region's true one: that report is unreliable.")
     lines = [line for note in notes for line in _wrap(note, _CELL * 72 * 0.95, 9)]
     if lines:
-        ax.text(0.02, 0.0, "\n".join(lines), transform=ax.transAxes, va="bottom", ha="left", fontsize=9,
-                color="#333333", linespacing=1.35, gid="legend-note")
+        ax.text(
+            0.02,
+            0.0,
+            "\n".join(lines),
+            transform=ax.transAxes,
+            va="bottom",
+            ha="left",
+            fontsize=9,
+            color="#333333",
+            linespacing=1.35,
+            gid="legend-note",
+        )
 
 
 def _draw_reports(figure: Figure, blocks: list[_Block], x: float, width: float, top: float) -> None:
     inch = figure.dpi_scale_trans
-    figure.text(x, top - 0.05, "Region reports", fontsize=_PANEL_SIZE + 1, weight="bold", va="top",
-                transform=inch, gid="reports-title")
+    figure.text(
+        x,
+        top - 0.05,
+        "Region reports",
+        fontsize=_PANEL_SIZE + 1,
+        weight="bold",
+        va="top",
+        transform=inch,
+        gid="reports-title",
+    )
     y = top - 0.4
     indent = 0.25
     for block in blocks:
         entry = block.entry
         if entry.mismatch:
-            figure.add_artist(FancyBboxPatch(
-                (x - 0.08, y - block.height - 0.04), width + 0.12, block.height + 0.08, transform=inch,
-                boxstyle="round,pad=0,rounding_size=0.06", facecolor="#FFF1D6", edgecolor="#E0A030", linewidth=1.0,
-                gid=f"flag-box-{entry.index}"))
+            figure.add_artist(
+                FancyBboxPatch(
+                    (x - 0.08, y - block.height - 0.04),
+                    width + 0.12,
+                    block.height + 0.08,
+                    transform=inch,
+                    boxstyle="round,pad=0,rounding_size=0.06",
+                    facecolor="#FFF1D6",
+                    edgecolor="#E0A030",
+                    linewidth=1.0,
+                    gid=f"flag-box-{entry.index}",
+                )
+            )
         line_header = _HEADER_SIZE * _LINE / 72
         swatch = 0.15
-        figure.add_artist(Rectangle(
-            (x, y - line_header / 2 - swatch / 2), swatch, swatch, transform=inch, facecolor=entry.colour,
-            edgecolor=_text_colour(entry.colour), linewidth=0.8, gid=f"swatch-{entry.index}"))
+        figure.add_artist(
+            Rectangle(
+                (x, y - line_header / 2 - swatch / 2),
+                swatch,
+                swatch,
+                transform=inch,
+                facecolor=entry.colour,
+                edgecolor=_text_colour(entry.colour),
+                linewidth=0.8,
+                gid=f"swatch-{entry.index}",
+            )
+        )
         header_colour = (0.72, 0.1, 0.05) if entry.mismatch else _text_colour(entry.colour)
         for k, line in enumerate(block.header):
-            figure.text(x + indent, y - (k + 0.5) * line_header, line, fontsize=_HEADER_SIZE, weight="bold",
-                        color=header_colour, va="center", transform=inch, gid=f"header-{entry.index}")
+            figure.text(
+                x + indent,
+                y - (k + 0.5) * line_header,
+                line,
+                fontsize=_HEADER_SIZE,
+                weight="bold",
+                color=header_colour,
+                va="center",
+                transform=inch,
+                gid=f"header-{entry.index}",
+            )
         y -= len(block.header) * line_header
         line_body = _BODY_SIZE * _LINE / 72
         body_style = {"color": "#777777", "style": "italic"} if entry.missing else {"color": "#1A1A1A"}
         for k, line in enumerate(block.body):
-            figure.text(x + indent, y - (k + 0.5) * line_body, line, fontsize=_BODY_SIZE, va="center",
-                        transform=inch, gid=f"body-{entry.index}", **body_style)
+            figure.text(
+                x + indent,
+                y - (k + 0.5) * line_body,
+                line,
+                fontsize=_BODY_SIZE,
+                va="center",
+                transform=inch,
+                gid=f"body-{entry.index}",
+                **body_style,
+            )
         y -= len(block.body) * line_body + _BLOCK_GAP

@@ -60,8 +60,9 @@ class GroundedRegion:
 
 def _printable(text: str) -> str:
     """Text for display: control and unassigned characters (an undertrained model emits them) as �."""
-    return " ".join("".join("\ufffd" if unicodedata.category(c).startswith("C") else c for c in word)
-                    for word in text.split())
+    return " ".join(
+        "".join("\ufffd" if unicodedata.category(c).startswith("C") else c for c in word) for word in text.split()
+    )
 
 
 def _region_reports(reports: Any, truth: list[str] | None, first_index: int) -> tuple[list[RegionReport], str]:
@@ -72,8 +73,9 @@ def _region_reports(reports: Any, truth: list[str] | None, first_index: int) -> 
         return parse_region_reports(reports), reports
     if isinstance(reports, Mapping):  # {area: report}, e.g. the reference reports of a cache entry
         order = truth if truth is not None else [r for r in REGIONS if r in reports]
-        found = [RegionReport(first_index + i, area, str(reports[area]))
-                 for i, area in enumerate(order) if reports.get(area)]
+        found = [
+            RegionReport(first_index + i, area, str(reports[area])) for i, area in enumerate(order) if reports.get(area)
+        ]
         return found, " ".join(r.report for r in found)
     found = list(reports)
     if not all(isinstance(r, RegionReport) for r in found):
@@ -81,8 +83,9 @@ def _region_reports(reports: Any, truth: list[str] | None, first_index: int) -> 
     return found, " ".join(r.report for r in found)
 
 
-def ground_reports(reports: Any, truth_regions: Sequence[str] | None = None,
-                   first_index: int = 0) -> list[GroundedRegion]:
+def ground_reports(
+    reports: Any, truth_regions: Sequence[str] | None = None, first_index: int = 0
+) -> list[GroundedRegion]:
     """Tie each region report to its input region, flagging those whose predicted area is wrong.
 
     ``reports``: a ``Generation``, generated text, a list of ``RegionReport`` or a mapping from area
@@ -111,8 +114,9 @@ def ground_reports(reports: Any, truth_regions: Sequence[str] | None = None,
     if not found:
         return [GroundedRegion(None, None, None, _printable(text))] if text.strip() else []
     if truth is not None:
-        entries += [GroundedRegion(first_index + k, region, None, "")
-                    for k, region in enumerate(truth) if k not in reported]
+        entries += [
+            GroundedRegion(first_index + k, region, None, "") for k, region in enumerate(truth) if k not in reported
+        ]
     return sorted(entries, key=lambda e: e.index)
 
 

@@ -43,8 +43,12 @@ def _png_bytes(figure: Figure, dpi: float, colours: int | None = None) -> bytes:
     pixels = np.asarray(image, dtype=np.int64)
     keys, inverse = np.unique((pixels[..., 0] << 16) | (pixels[..., 1] << 8) | pixels[..., 2], return_inverse=True)
     distinct = np.stack([keys >> 16, (keys >> 8) & 255, keys & 255], axis=1)
-    nearest = np.concatenate([((part[:, None, :] - palette[None]) ** 2).sum(-1).argmin(1)
-                              for part in np.array_split(distinct, max(1, len(distinct) // 4096))])
+    nearest = np.concatenate(
+        [
+            ((part[:, None, :] - palette[None]) ** 2).sum(-1).argmin(1)
+            for part in np.array_split(distinct, max(1, len(distinct) // 4096))
+        ]
+    )
     small = Image.frombytes("P", image.size, nearest[inverse].astype(np.uint8).tobytes())
     small.putpalette(palette.astype(np.uint8).ravel().tolist())
     buffer = io.BytesIO()
@@ -66,16 +70,18 @@ def grounded_html(figure: Figure, png: bytes | None = None, dpi: float = 100) ->
             f'<div class="{classes}" style="border-left-color:{entry.colour}">'
             f'<h3 style="color:{colour}">{esc(entry.header())}</h3><p>{esc(entry.body())}</p></div>'
         )
-    caption = f"<p class=\"caption\">{esc(grounding.caption)}</p>" if grounding.caption else ""
+    caption = f'<p class="caption">{esc(grounding.caption)}</p>' if grounding.caption else ""
     legend = "".join(
         f'<li><span class="swatch" style="background:{PALETTE[r]}"></span>{esc(r)}'
-        f'{" (not in these slices)" if r in grounding.hidden else ""}</li>'
+        f"{' (not in these slices)' if r in grounding.hidden else ''}</li>"
         for r in grounding.regions
     )
     note = ""
     if any(e.mismatch for e in grounding.entries):
-        note = (f'<p class="note">{WARNING} The model named another area than the region\'s true one: '
-                "that report is unreliable.</p>")
+        note = (
+            f'<p class="note">{WARNING} The model named another area than the region\'s true one: '
+            "that report is unreliable.</p>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -111,8 +117,13 @@ ul.legend {{ list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: 
 """
 
 
-def save_grounded_report(figure: Figure, png_path: str | Path, html_path: str | Path | None = None,
-                         dpi: float = 100, colours: int | None = None) -> tuple[Path, Path | None]:
+def save_grounded_report(
+    figure: Figure,
+    png_path: str | Path,
+    html_path: str | Path | None = None,
+    dpi: float = 100,
+    colours: int | None = None,
+) -> tuple[Path, Path | None]:
     """Write a ``grounded_figure`` as a PNG and, when ``html_path`` is given, a self-contained HTML page
     (the same PNG embedded as base64 and the reports as coloured text; no external assets).
 

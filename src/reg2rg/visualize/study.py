@@ -15,10 +15,15 @@ if TYPE_CHECKING:
     from reg2rg.data.preprocessing import PreprocessConfig
 
 
-def open_study(cache_dir: str | Path, study: int | str = 0, split: str = "valid",
-               preprocessing: PreprocessConfig | Mapping[str, Any] | None = None,
-               lfd: bool | None = None, checkpoint: str | Path | None = None,
-               region_set: str | None = None) -> tuple[CachedStudy, dict]:
+def open_study(
+    cache_dir: str | Path,
+    study: int | str = 0,
+    split: str = "valid",
+    preprocessing: PreprocessConfig | Mapping[str, Any] | None = None,
+    lfd: bool | None = None,
+    checkpoint: str | Path | None = None,
+    region_set: str | None = None,
+) -> tuple[CachedStudy, dict]:
     """A cached study (by position in the split or by id) and its model sample, regions in canonical order.
 
     With ``checkpoint`` the sample is made as the checkpoint's model was trained (its recorded LFD setting,
@@ -32,8 +37,11 @@ def open_study(cache_dir: str | Path, study: int | str = 0, split: str = "valid"
     from reg2rg.data.dataset import load_sample, usable_regions
     from reg2rg.data.preprocessing import PreprocessConfig
 
-    given = {"lfd": lfd, "region_set": region_set,
-             "preprocessing": asdict(preprocessing) if isinstance(preprocessing, PreprocessConfig) else preprocessing}
+    given = {
+        "lfd": lfd,
+        "region_set": region_set,
+        "preprocessing": asdict(preprocessing) if isinstance(preprocessing, PreprocessConfig) else preprocessing,
+    }
     settings = _trained_settings(checkpoint, {key: value for key, value in given.items() if value is not None})
     cache_dir = Path(cache_dir)
     entries = read_index(cache_dir, split)
@@ -72,17 +80,30 @@ def _trained_settings(checkpoint: str | Path | None, given: Mapping[str, Any]) -
     if trained is None:
         return dict(given)
     recorded, asked = trained_data_settings(trained), trained_data_settings(given)
-    differing = [f"{key}={asked[key]} (trained: {recorded.get(key)})" for key in asked if recorded.get(key) != asked[key]]
+    differing = [
+        f"{key}={asked[key]} (trained: {recorded.get(key)})" for key in asked if recorded.get(key) != asked[key]
+    ]
     if differing:
-        raise ValueError(f"{checkpoint} holds a model trained with other data settings than asked: {', '.join(differing)}; "
-                         "leave them out to use the checkpoint's")
+        raise ValueError(
+            f"{checkpoint} holds a model trained with other data settings than asked: {', '.join(differing)}; "
+            "leave them out to use the checkpoint's"
+        )
     return {key: trained[key] for key in TRAINED_DATA_KEYS if trained.get(key) is not None}
 
 
-def render_study(cache_dir: str | Path, study: int | str = 0, checkpoint: str | Path | None = None, *,
-                 split: str = "valid", png_path: str | Path | None = None, html_path: str | Path | None = None,
-                 max_new_tokens: int = 512, device: str | None = None, colours: int | None = None,
-                 **figure_options: Any) -> GroundedFigure:
+def render_study(
+    cache_dir: str | Path,
+    study: int | str = 0,
+    checkpoint: str | Path | None = None,
+    *,
+    split: str = "valid",
+    png_path: str | Path | None = None,
+    html_path: str | Path | None = None,
+    max_new_tokens: int = 512,
+    device: str | None = None,
+    colours: int | None = None,
+    **figure_options: Any,
+) -> GroundedFigure:
     """A cached study's grounded picture in one call (``scripts/render_example.py``).
 
     With ``checkpoint`` the reports are the model's (greedy), made from a sample with the data settings

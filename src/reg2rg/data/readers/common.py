@@ -45,7 +45,10 @@ class StudyIndex:
         except StudyError as error:
             self.skips.record(study_id, error)
         except OSError as error:
-            self.skips.record(study_id, StudyError(error.filename or study_id, f"cannot be read ({error.strerror})", kind="unreadable"))
+            self.skips.record(
+                study_id,
+                StudyError(error.filename or study_id, f"cannot be read ({error.strerror})", kind="unreadable"),
+            )
 
     def summary(self) -> str:
         text = f"{len(self.records)} studies kept, {self.skips.summary()}"
@@ -127,7 +130,9 @@ def read_csv_rows(path: Path, encoding: str = "utf-8") -> tuple[list[str], list[
                 rows.append(CsvRow(first, line, fields))
     except csv.Error as error:
         raise StudyError(
-            path, f"cannot parse the CSV after line {line}: {error} (an unterminated quote makes a field run on)", kind="corrupt"
+            path,
+            f"cannot parse the CSV after line {line}: {error} (an unterminated quote makes a field run on)",
+            kind="corrupt",
         ) from error
     if not rows:
         raise StudyError(path, "cannot parse the CSV: it has no header line", kind="corrupt")
@@ -176,7 +181,9 @@ class RegionReports:
     problems: dict[str, StudyError] = field(default_factory=dict)  # study id -> why its rows cannot be used
 
 
-def read_region_reports(path: Path, ignored: Counter, encoding: str = "utf-8", known_ids: Iterable[str] = ()) -> RegionReports:
+def read_region_reports(
+    path: Path, ignored: Counter, encoding: str = "utf-8", known_ids: Iterable[str] = ()
+) -> RegionReports:
     """RadGenome-format region reports (``Volumename, Anatomy, Sentence``) keyed by study id.
 
     An empty Anatomy is the whole report; anatomy names are normalised to the 10 regions and
@@ -204,7 +211,11 @@ def read_region_reports(path: Path, ignored: Counter, encoding: str = "utf-8", k
             continue
         damage, victims = _row_damage(row, len(header), known)
         if damage:
-            lines = f"line {row.first_line}" if row.first_line == row.last_line else f"lines {row.first_line}-{row.last_line}"
+            lines = (
+                f"line {row.first_line}"
+                if row.first_line == row.last_line
+                else f"lines {row.first_line}-{row.last_line}"
+            )
             for victim in dict.fromkeys([study, *victims]):
                 out.problems.setdefault(victim, StudyError(path, f"{lines}: {damage}", kind="corrupt"))
             continue
@@ -228,10 +239,16 @@ def read_region_reports(path: Path, ignored: Counter, encoding: str = "utf-8", k
     if duplicate_lines:
         ignored["duplicate report row (dropped)"] += len(duplicate_lines)
         shown = ", ".join(map(str, duplicate_lines[:10])) + (" ..." if len(duplicate_lines) > 10 else "")
-        log.warning("%s: %d rows repeat an earlier row of their study (same anatomy and sentence) and are dropped: lines %s",
-                    path, len(duplicate_lines), shown)
+        log.warning(
+            "%s: %d rows repeat an earlier row of their study (same anatomy and sentence) and are dropped: lines %s",
+            path,
+            len(duplicate_lines),
+            shown,
+        )
     out.texts = {
-        study: StudyText(" ".join(whole), {region: " ".join(regions[region]) for region in REGIONS if region in regions})
+        study: StudyText(
+            " ".join(whole), {region: " ".join(regions[region]) for region in REGIONS if region in regions}
+        )
         for study, (whole, regions) in texts.items()
     }
     return out
@@ -246,8 +263,10 @@ def _row_damage(row: CsvRow, n_columns: int, known: set[str]) -> tuple[str | Non
             if first and (first.endswith(NIFTI_SUFFIXES) or volume_id(first) in known):
                 swallowed.append(volume_id(first))
     if swallowed:
-        return (f"a quoted field runs over {row.last_line - row.first_line + 1} lines and holds {len(swallowed)} rows of "
-                f"studies {sorted(set(swallowed))} (an unterminated quote?): those rows are lost; fix the quote"), swallowed
+        return (
+            f"a quoted field runs over {row.last_line - row.first_line + 1} lines and holds {len(swallowed)} rows of "
+            f"studies {sorted(set(swallowed))} (an unterminated quote?): those rows are lost; fix the quote"
+        ), swallowed
     if len(row.fields) != n_columns:
         fix = "quote fields that contain commas" if len(row.fields) > n_columns else "a field is missing"
         return f"the row has {len(row.fields)} fields but the header has {n_columns}: {fix}", []
@@ -268,10 +287,16 @@ def scan_mask_folder(folder: Path, ignored: Counter) -> MaskFolder:
             ignored[f"mask file '{name}'"] += 1
             continue
         if region in files:
-            raise StudyError(folder, f"two mask files for region '{region}': {files[region].name} and {name}", kind="duplicate")
+            raise StudyError(
+                folder, f"two mask files for region '{region}': {files[region].name} and {name}", kind="duplicate"
+            )
         files[region] = require_file(folder / name, what=f"mask of region '{region}'", missing_kind="missing_mask")
     if not files:
-        raise StudyError(folder, f"no region mask file in the folder (expected <region>.nii.gz for regions {list(REGIONS)})", kind="missing_mask")
+        raise StudyError(
+            folder,
+            f"no region mask file in the folder (expected <region>.nii.gz for regions {list(REGIONS)})",
+            kind="missing_mask",
+        )
     return MaskFolder(folder, {region: files[region] for region in REGIONS if region in files})
 
 
@@ -303,7 +328,9 @@ def build_record(
     for region in text.regions.keys() - region_reports.keys():
         ignored[f"report of region '{region}' without a mask"] += 1
     if not region_reports:
-        raise StudyError(source.location, f"none of the reported regions {list(text.regions)} has a mask", kind="missing_mask")
+        raise StudyError(
+            source.location, f"none of the reported regions {list(text.regions)} has a mask", kind="missing_mask"
+        )
     unmasked = tuple(region for region in text.regions if region not in region_reports)
     return StudyRecord(study_id, split, volume, source, region_reports, text.report, labels or {}, unmasked)
 
@@ -318,7 +345,11 @@ def find_duplicates(source: Path, keys: Iterable[tuple[str, str]]) -> dict[str, 
     for key, where in keys:
         places.setdefault(key, []).append(where)
     return {
-        key: StudyError(source, f"study id '{key}' appears {len(where)} times ({', '.join(where)}); ids must be unique", kind="duplicate")
+        key: StudyError(
+            source,
+            f"study id '{key}' appears {len(where)} times ({', '.join(where)}); ids must be unique",
+            kind="duplicate",
+        )
         for key, where in places.items()
         if len(where) > 1
     }

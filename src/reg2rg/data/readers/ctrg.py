@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from reg2rg.data.errors import SkipLog, StudyError
+from reg2rg.data.errors import SkipLog
 from reg2rg.data.readers.common import (
     RegionReports,
     StudyIndex,
@@ -114,8 +114,11 @@ class CTRGReader:
         if orphans:
             index.ignored[f"volume without a row in {self.report_table.name}"] += orphans
         for study_id in self.split_ids(sid for sid in ids if sid)[split]:
-            problem = (duplicates.get(study_id) or check_study_id(study_id, self.report_table, f"row {first_row[study_id]}")
-                       or region.problems.get(study_id))
+            problem = (
+                duplicates.get(study_id)
+                or check_study_id(study_id, self.report_table, f"row {first_row[study_id]}")
+                or region.problems.get(study_id)
+            )
             if problem is not None:
                 index.skips.record(study_id, problem)
                 continue

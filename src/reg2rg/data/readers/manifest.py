@@ -51,7 +51,9 @@ class ManifestReader:
         encoding: text encoding of the manifest.
     """
 
-    def __init__(self, path: str | Path, policy: str = "skip", mapping: str | Path | None = None, encoding: str = "utf-8"):
+    def __init__(
+        self, path: str | Path, policy: str = "skip", mapping: str | Path | None = None, encoding: str = "utf-8"
+    ):
         SkipLog(policy)  # validates the policy name
         self.path = Path(path)
         if self.path.suffix not in (".csv", ".jsonl"):
@@ -82,7 +84,11 @@ class ManifestReader:
         for where, fields in rows:
             missing = [key for key in ("study_id", "split") if not _text(fields.get(key))]
             if missing:
-                raise StudyError(self.path, f"{where} has no {' and no '.join(missing)}; every row needs a study_id and a split", kind="columns")
+                raise StudyError(
+                    self.path,
+                    f"{where} has no {' and no '.join(missing)}; every row needs a study_id and a split",
+                    kind="columns",
+                )
             fields["study_id"], fields["split"] = _text(fields["study_id"]), _text(fields["split"])
         return rows
 
@@ -90,7 +96,9 @@ class ManifestReader:
         table = read_table(self.path, REQUIRED, self.encoding)
         table.columns = [str(column).strip().lower() for column in table.columns]
         if "masks" not in table.columns and "label_map" not in table.columns:
-            raise StudyError(self.path, f"missing column ['masks' or 'label_map']; the CSV has {list(table.columns)}", kind="columns")
+            raise StudyError(
+                self.path, f"missing column ['masks' or 'label_map']; the CSV has {list(table.columns)}", kind="columns"
+            )
         return [(f"row {number}", fields) for number, fields in enumerate(table.to_dict("records"), start=1)]
 
     def _jsonl_rows(self) -> list[Row]:
@@ -114,13 +122,21 @@ class ManifestReader:
             raise StudyError(self.path, f"{where} (study '{study_id}') has no volume", kind="manifest_row")
         text = StudyText(_text(fields.get("report")), self._region_texts(where, fields, ignored))
         return build_record(
-            study_id, fields["split"], text, self.path, resolve(volume, base), lambda: self._masks(where, fields, ignored), ignored
+            study_id,
+            fields["split"],
+            text,
+            self.path,
+            resolve(volume, base),
+            lambda: self._masks(where, fields, ignored),
+            ignored,
         )
 
     def _region_texts(self, where: str, fields: dict, ignored: Counter) -> dict[str, str]:
         nested = fields.get("region_reports") or {}
         if not isinstance(nested, dict):
-            raise StudyError(self.path, f"{where}: region_reports must be an object {{region: text}}", kind="manifest_row")
+            raise StudyError(
+                self.path, f"{where}: region_reports must be an object {{region: text}}", kind="manifest_row"
+            )
         named = [(key[len(REGION_PREFIX) :], value) for key, value in fields.items() if key.startswith(REGION_PREFIX)]
         texts: dict[str, str] = {}
         for name, value in named + list(nested.items()):

@@ -58,8 +58,12 @@ class RadGenomeReader:
         if split not in SPLITS:
             raise ValueError(f"unknown RadGenome split {split!r}; expected one of {SPLITS}")
         if not self.root.is_dir():
-            raise StudyError(self.root, "RadGenome-ChestCT root folder not found: expected the dataset/ folder holding "
-                             "radgenome_files/ and <split>_preprocessed/ (see data/README.md)", kind="missing")
+            raise StudyError(
+                self.root,
+                "RadGenome-ChestCT root folder not found: expected the dataset/ folder holding "
+                "radgenome_files/ and <split>_preprocessed/ (see data/README.md)",
+                kind="missing",
+            )
         index = StudyIndex(skips=SkipLog(self.policy))
         csv = self.report_csv or self.root / "radgenome_files" / REPORT_CSVS[split]
         volumes = self.volumes_on_disk(split)
@@ -104,7 +108,9 @@ class RadGenomeReader:
         except ValueError as error:
             raise StudyError(csv, str(error), kind="bad_name") from error
         folder = self.mask_folder(split, study_id)
-        return build_record(study_id, split, text, csv, volume, lambda: scan_mask_folder(folder, ignored), ignored, labels)
+        return build_record(
+            study_id, split, text, csv, volume, lambda: scan_mask_folder(folder, ignored), ignored, labels
+        )
 
     def _labels(self, split: str, ignored: Counter) -> dict[str, dict[str, int]]:
         """CT-RATE's 18 predicted labels per study id, when the label CSV is there."""

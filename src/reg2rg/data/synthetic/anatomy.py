@@ -21,7 +21,13 @@ import numpy as np
 
 from reg2rg.data.synthetic.geometry import Ellipsoid, Point, Segment
 
-LOBES: tuple[str, ...] = ("right upper lobe", "right middle lobe", "right lower lobe", "left upper lobe", "left lower lobe")
+LOBES: tuple[str, ...] = (
+    "right upper lobe",
+    "right middle lobe",
+    "right lower lobe",
+    "left upper lobe",
+    "left lower lobe",
+)
 UPPER_LOBES = (0, 3)
 LOWER_LOBES = (2, 4)
 
@@ -128,9 +134,7 @@ class Anatomy:
 
     def in_lung(self, x, y, z):
         """The lungs as regions (vessels and small airways inside them included)."""
-        return (
-            self.in_thorax(x, y, z) & (z < self.apex_z(x, y)) & ~self.in_column(x, y) & ~self.heart.contains(x, y, z)
-        )
+        return self.in_thorax(x, y, z) & (z < self.apex_z(x, y)) & ~self.in_column(x, y) & ~self.heart.contains(x, y, z)
 
     def lobe(self, x, y, z) -> np.ndarray:
         """Index into ``LOBES`` of each point (meaningful inside the lungs)."""
@@ -143,8 +147,13 @@ class Anatomy:
     def side(self, x) -> str:
         return "left" if x > self.midline_x else "right"
 
-    def sample_lung_points(self, rng: np.random.Generator, n: int, lobes: tuple[int, ...] | None = None,
-                           where: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    def sample_lung_points(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        lobes: tuple[int, ...] | None = None,
+        where: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> np.ndarray:
         """(m, 3) up to ``n`` uniform random points inside the lungs (optionally in ``lobes`` and
         satisfying ``where(points) -> bool``); fewer only when the region is (nearly) empty."""
         ac, bc = self.cavity_axes

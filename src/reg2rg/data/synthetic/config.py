@@ -14,7 +14,13 @@ DEFAULT_PREVALENCE = 0.3
 
 # Segmentation errors simulated on the written masks: probability per region and study, and size in voxels.
 PERTURBATION_DEFAULTS: dict[str, float] = {
-    "dilate_p": 0.0, "dilate_k": 1, "erode_p": 0.0, "erode_k": 1, "shift_p": 0.0, "shift_k": 2, "drop_p": 0.0,
+    "dilate_p": 0.0,
+    "dilate_k": 1,
+    "erode_p": 0.0,
+    "erode_k": 1,
+    "shift_p": 0.0,
+    "shift_k": 2,
+    "drop_p": 0.0,
 }
 
 
@@ -69,7 +75,9 @@ class SyntheticConfig:
         self._check_prevalence()
         unknown = set(self.mask_perturbation) - set(PERTURBATION_DEFAULTS)
         if unknown:
-            raise ValueError(f"unknown mask_perturbation key(s) {sorted(unknown)}; expected {list(PERTURBATION_DEFAULTS)}")
+            raise ValueError(
+                f"unknown mask_perturbation key(s) {sorted(unknown)}; expected {list(PERTURBATION_DEFAULTS)}"
+            )
         self.mask_perturbation = dict(self.mask_perturbation)
         for key, value in self.perturbation.items():
             bad = not 0 <= value <= 1 if key.endswith("_p") else not (float(value).is_integer() and value >= 0)
@@ -78,8 +86,10 @@ class SyntheticConfig:
                 raise ValueError(f"mask_perturbation.{key} must be {what}, got {value!r}")
         self.nodule_diameter_mm = tuple(float(d) for d in self.nodule_diameter_mm)
         if len(self.nodule_diameter_mm) != 2 or not 0 < self.nodule_diameter_mm[0] <= self.nodule_diameter_mm[1]:
-            raise ValueError(f"nodule_diameter_mm must be (smallest, largest) with 0 < smallest <= largest, "
-                             f"got {self.nodule_diameter_mm!r}")
+            raise ValueError(
+                f"nodule_diameter_mm must be (smallest, largest) with 0 < smallest <= largest, "
+                f"got {self.nodule_diameter_mm!r}"
+            )
         if not self.noise_hu >= 0:
             raise ValueError(f"noise_hu must be >= 0, got {self.noise_hu!r}")
 
@@ -97,7 +107,9 @@ class SyntheticConfig:
         else:
             checked = [values]
         if not all(isinstance(v, Real) and 0 <= v <= 1 for v in checked):
-            raise ValueError(f"finding_prevalence values must be probabilities in [0, 1], got {self.finding_prevalence!r}")
+            raise ValueError(
+                f"finding_prevalence values must be probabilities in [0, 1], got {self.finding_prevalence!r}"
+            )
 
     @property
     def grid(self) -> Grid:

@@ -60,8 +60,12 @@ def sample_heart_scale(rng: np.random.Generator) -> float:
     return float(rng.uniform(1.25, 1.45))
 
 
-def paint_findings(phantom: Phantom, present: dict[str, bool], rngs: dict[str, np.random.Generator],
-                   nodule_diameter_mm: tuple[float, float]) -> list[Finding]:
+def paint_findings(
+    phantom: Phantom,
+    present: dict[str, bool],
+    rngs: dict[str, np.random.Generator],
+    nodule_diameter_mm: tuple[float, float],
+) -> list[Finding]:
     """Paint the present findings in an order where later ones cannot hide earlier ones, and return
     what was actually placed (a finding that found no room is left out)."""
     settings = {"Lung nodule": {"diameter_mm": nodule_diameter_mm}}
@@ -150,8 +154,15 @@ def _smooth_field(p: Phantom, rng: np.random.Generator, box: Box, cell_mm: float
     return _resize_linear(field / field.std(), box.shape)
 
 
-def _patchy(p: Phantom, rng: np.random.Generator, box: Box, region: np.ndarray, fraction: float, cell_mm: float,
-            bias: np.ndarray | float = 0.0) -> np.ndarray:
+def _patchy(
+    p: Phantom,
+    rng: np.random.Generator,
+    box: Box,
+    region: np.ndarray,
+    fraction: float,
+    cell_mm: float,
+    bias: np.ndarray | float = 0.0,
+) -> np.ndarray:
     """A random patchy subset of ``region`` covering ``fraction`` of it, blobs about ``cell_mm`` across
     (a smooth random field thresholded at its quantile); ``bias`` favours some places."""
     if not region.any():
@@ -160,8 +171,14 @@ def _patchy(p: Phantom, rng: np.random.Generator, box: Box, region: np.ndarray, 
     return region & (field > np.quantile(field[region], 1.0 - fraction))
 
 
-def _place_sphere(p: Phantom, rng: np.random.Generator, candidates: Callable[[], np.ndarray], radius: float,
-                  allowed: Callable[[Box], np.ndarray], tries: int = 40) -> tuple[Box, np.ndarray] | None:
+def _place_sphere(
+    p: Phantom,
+    rng: np.random.Generator,
+    candidates: Callable[[], np.ndarray],
+    radius: float,
+    allowed: Callable[[Box], np.ndarray],
+    tries: int = 40,
+) -> tuple[Box, np.ndarray] | None:
     """A sphere of ``radius`` mm centred on a voxel near one of ``candidates()`` whose one-voxel halo lies
     entirely in ``allowed(box)``; None when no try fits."""
     margin = max(p.grid.spacing)
@@ -196,8 +213,9 @@ def _lung_nodule(p: Phantom, rng: np.random.Generator, diameter_mm: tuple[float,
         size = extent_mm(mask, p.grid.spacing)
         center = _centroid(box, mask)
         lobe = LOBES[int(p.anatomy.lobe(*center))]
-        findings.append(Finding("Lung nodule", "lung", lobe.split()[0], (lobe,), int(round(max(size[:2]))),
-                                center_mm=center))
+        findings.append(
+            Finding("Lung nodule", "lung", lobe.split()[0], (lobe,), int(round(max(size[:2]))), center_mm=center)
+        )
     return findings
 
 
@@ -249,19 +267,29 @@ def _interlobular_septal_thickening(p: Phantom, rng: np.random.Generator) -> lis
         return []
     p.paint(box, septa, rng.uniform(-450, -300))
     names = _lobes_of(p, _points(box, septa))
-    return [Finding("Interlobular septal thickening", "lung", _side_of_lobes(names), names, center_mm=_centroid(box, septa))]
+    return [
+        Finding("Interlobular septal thickening", "lung", _side_of_lobes(names), names, center_mm=_centroid(box, septa))
+    ]
 
 
-def _focal_lesion(p: Phantom, rng: np.random.Generator, lobes: tuple[int, ...], radii: tuple[float, float],
-                  pieces: int, within: Callable[[Phantom, Box], np.ndarray]) -> tuple[Box, np.ndarray] | None:
+def _focal_lesion(
+    p: Phantom,
+    rng: np.random.Generator,
+    lobes: tuple[int, ...],
+    radii: tuple[float, float],
+    pieces: int,
+    within: Callable[[Phantom, Box], np.ndarray],
+) -> tuple[Box, np.ndarray] | None:
     """A lumpy lesion: ``pieces`` overlapping ellipsoids around a random point of ``lobes``, clipped to
     ``within(p, box)``."""
     points = p.anatomy.sample_lung_points(rng, 1, lobes)
     if len(points) == 0:
         return None
     center = p.grid.snap(points[0])
-    parts = [Ellipsoid(tuple(center + rng.normal(0, radii[0] / 2, 3)), tuple(rng.uniform(*radii, 3)), rng.uniform(0, np.pi))
-             for _ in range(pieces)]
+    parts = [
+        Ellipsoid(tuple(center + rng.normal(0, radii[0] / 2, 3)), tuple(rng.uniform(*radii, 3)), rng.uniform(0, np.pi))
+        for _ in range(pieces)
+    ]
     reach = radii[1] * 2.5
     box = p.grid.box(tuple(center - reach), tuple(center + reach))
     mask = np.zeros(box.shape, bool)
@@ -271,9 +299,14 @@ def _focal_lesion(p: Phantom, rng: np.random.Generator, lobes: tuple[int, ...], 
     return (box, mask) if mask.any() else None
 
 
-def _focal_finding(name: str, lobes_pool: tuple[int, ...], radii: tuple[float, float], hu: tuple[float, float],
-                   count: tuple[int, ...], within: Callable[[Phantom, Box], np.ndarray]
-                   ) -> Callable[[Phantom, np.random.Generator], list[Finding]]:
+def _focal_finding(
+    name: str,
+    lobes_pool: tuple[int, ...],
+    radii: tuple[float, float],
+    hu: tuple[float, float],
+    count: tuple[int, ...],
+    within: Callable[[Phantom, Box], np.ndarray],
+) -> Callable[[Phantom, np.random.Generator], list[Finding]]:
     """A painter of 1 or more focal lung lesions of one kind (lobes drawn from ``lobes_pool``, painted
     on ``within``); their lobes are reported together."""
 
@@ -295,8 +328,12 @@ def _focal_finding(name: str, lobes_pool: tuple[int, ...], radii: tuple[float, f
 
 
 # Ground glass spares the vessels; consolidation engulfs them but spares the bronchial lumens (air bronchograms).
-_lung_opacity = _focal_finding("Lung opacity", (0, 1, 2, 3, 4, 2, 4), (10.0, 22.0), (-620.0, -450.0), (1, 2, 3), _parenchyma)
-_consolidation = _focal_finding("Consolidation", (2, 4, 2, 4, 0, 1, 3), (14.0, 28.0), (20.0, 45.0), (1, 1, 2), _lung_tissue)
+_lung_opacity = _focal_finding(
+    "Lung opacity", (0, 1, 2, 3, 4, 2, 4), (10.0, 22.0), (-620.0, -450.0), (1, 2, 3), _parenchyma
+)
+_consolidation = _focal_finding(
+    "Consolidation", (2, 4, 2, 4, 0, 1, 3), (14.0, 28.0), (20.0, 45.0), (1, 1, 2), _lung_tissue
+)
 
 
 def _atelectasis(p: Phantom, rng: np.random.Generator) -> list[Finding]:
@@ -309,8 +346,11 @@ def _atelectasis(p: Phantom, rng: np.random.Generator) -> list[Finding]:
     points = a.sample_lung_points(rng, 1, (int(rng.choice(LOWER_LOBES)),), posterior)
     if len(points) == 0:
         return []
-    plate = Ellipsoid(tuple(p.grid.snap(points[0])), (rng.uniform(15, 30), rng.uniform(10, 20), rng.uniform(2, 4)),
-                      rng.uniform(0, np.pi))
+    plate = Ellipsoid(
+        tuple(p.grid.snap(points[0])),
+        (rng.uniform(15, 30), rng.uniform(10, 20), rng.uniform(2, 4)),
+        rng.uniform(0, np.pi),
+    )
     box, mask = plate.voxels(p.grid)
     mask &= _lung_tissue(p, box)
     if not mask.any():
@@ -337,8 +377,15 @@ def _pulmonary_fibrotic_sequela(p: Phantom, rng: np.random.Generator) -> list[Fi
     if len(points) == 0:  # no room: the bands fell outside the lung
         return []
     names = _lobes_of(p, points)
-    return [Finding("Pulmonary fibrotic sequela", "lung", _side_of_lobes(names), names,
-                    center_mm=tuple(float(v) for v in points.mean(axis=0)))]
+    return [
+        Finding(
+            "Pulmonary fibrotic sequela",
+            "lung",
+            _side_of_lobes(names),
+            names,
+            center_mm=tuple(float(v) for v in points.mean(axis=0)),
+        )
+    ]
 
 
 def _bronchiectasis(p: Phantom, rng: np.random.Generator) -> list[Finding]:
@@ -354,8 +401,11 @@ def _bronchiectasis(p: Phantom, rng: np.random.Generator) -> list[Finding]:
     paint_lung_bronchi(p, extra_wall=0.8, lumen_scale=rng.uniform(2.5, 3.5), bronchi=chosen)
     ends = np.array([b.p1 for b in chosen])
     names = _lobes_of(p, ends, share=0.01)
-    return [Finding("Bronchiectasis", "lung", _side_of_lobes(names), names,
-                    center_mm=tuple(float(v) for v in ends.mean(axis=0)))]
+    return [
+        Finding(
+            "Bronchiectasis", "lung", _side_of_lobes(names), names, center_mm=tuple(float(v) for v in ends.mean(axis=0))
+        )
+    ]
 
 
 # --- pleura, heart, mediastinum, esophagus, airways ----------------------------------------------------
@@ -399,7 +449,9 @@ def _pericardial_effusion(p: Phantom, rng: np.random.Generator) -> list[Finding]
     p.paint(box, mask, HU["fluid"], add_to=("heart",), remove_from=("lung", "mediastinum"))
     _, j, k = (c - s.start for c, s in zip(p.grid.index(a.heart.center), box.slices))
     thickness = mask[:, j, k].sum() / 2 * p.grid.spacing[0]  # along x through the heart's centre, mean of both sides
-    return [Finding("Pericardial effusion", "heart", size_mm=max(int(round(thickness)), 1), center_mm=_centroid(box, mask))]
+    return [
+        Finding("Pericardial effusion", "heart", size_mm=max(int(round(thickness)), 1), center_mm=_centroid(box, mask))
+    ]
 
 
 def _cardiomegaly(p: Phantom, rng: np.random.Generator) -> list[Finding]:
@@ -407,7 +459,9 @@ def _cardiomegaly(p: Phantom, rng: np.random.Generator) -> list[Finding]:
     return [Finding("Cardiomegaly", "heart", center_mm=tuple(map(float, p.anatomy.heart.center)))]
 
 
-def _spots(p: Phantom, rng: np.random.Generator, centers: np.ndarray, region: str, hu: tuple[float, float]) -> np.ndarray:
+def _spots(
+    p: Phantom, rng: np.random.Generator, centers: np.ndarray, region: str, hu: tuple[float, float]
+) -> np.ndarray:
     """Small dense spots (1-3 mm radius, at least one voxel) inside ``region``; (n, 3) painted centres."""
     placed = []
     for center in centers:
@@ -424,8 +478,14 @@ def _coronary_artery_wall_calcification(p: Phantom, rng: np.random.Generator) ->
     heart = p.anatomy.heart
     n = int(rng.integers(2, 9))
     phi, psi = rng.uniform(0, 2 * np.pi, n), rng.uniform(-0.2, 0.6, n)
-    local = 0.92 * np.stack([heart.radii[0] * np.cos(psi) * np.cos(phi), heart.radii[1] * np.cos(psi) * np.sin(phi),
-                             heart.radii[2] * np.sin(psi)], axis=1)
+    local = 0.92 * np.stack(
+        [
+            heart.radii[0] * np.cos(psi) * np.cos(phi),
+            heart.radii[1] * np.cos(psi) * np.sin(phi),
+            heart.radii[2] * np.sin(psi),
+        ],
+        axis=1,
+    )
     c, s = np.cos(heart.angle), np.sin(heart.angle)
     world = np.stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1], local[:, 2]], axis=1)
     placed = _spots(p, rng, world + np.asarray(heart.center), "heart", (400, 900))
@@ -472,7 +532,9 @@ def _lymphadenopathy(p: Phantom, rng: np.random.Generator) -> list[Finding]:
         return []
     order = [s for s in STATIONS if s in stations]
     center = tuple(float(v) for v in np.concatenate(points).mean(axis=0))
-    return [Finding("Lymphadenopathy", "mediastinum", size_mm=int(round(max(sizes))), detail=tuple(order), center_mm=center)]
+    return [
+        Finding("Lymphadenopathy", "mediastinum", size_mm=int(round(max(sizes))), detail=tuple(order), center_mm=center)
+    ]
 
 
 def _hiatal_hernia(p: Phantom, rng: np.random.Generator) -> list[Finding]:
@@ -499,8 +561,14 @@ def _peribronchial_thickening(p: Phantom, rng: np.random.Generator) -> list[Find
     """Thick walls of the main, lobar and segmental bronchi (the airway mask grows with them)."""
     paint_airways(p, extra_wall=rng.uniform(2.0, 3.0))
     paint_lung_bronchi(p, extra_wall=rng.uniform(1.2, 2.0))
-    return [Finding("Peribronchial thickening", "trachea and bronchie", "bilateral",
-                    center_mm=tuple(map(float, p.anatomy.airways[1].p0)))]
+    return [
+        Finding(
+            "Peribronchial thickening",
+            "trachea and bronchie",
+            "bilateral",
+            center_mm=tuple(map(float, p.anatomy.airways[1].p0)),
+        )
+    ]
 
 
 def _medical_material(p: Phantom, rng: np.random.Generator) -> list[Finding]:

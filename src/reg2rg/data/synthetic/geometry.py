@@ -108,7 +108,9 @@ class Ellipsoid:
         if self.angle:  # a turned ellipse fits in the square of its longer semi-axis
             rx = ry = max(rx, ry)
         half = (rx + pad, ry + pad, rz + pad)
-        return grid.box(tuple(c - h for c, h in zip(self.center, half)), tuple(c + h for c, h in zip(self.center, half)))
+        return grid.box(
+            tuple(c - h for c, h in zip(self.center, half)), tuple(c + h for c, h in zip(self.center, half))
+        )
 
     def voxels(self, grid: Grid, at_least_one: bool = True) -> tuple[Box, np.ndarray]:
         """``(box, mask)``; with ``at_least_one`` the voxel nearest the centre is always in (sub-voxel shapes)."""

@@ -8,7 +8,9 @@ from reg2rg.constants import REGIONS
 from reg2rg.data.synthetic.geometry import dilate, erode, shift
 
 
-def perturb_masks(masks: dict[str, np.ndarray], spec: dict[str, float], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def perturb_masks(
+    masks: dict[str, np.ndarray], spec: dict[str, float], rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Copies of ``masks`` (region -> bool (X, Y, Z)) with errors drawn per region from ``spec``
     (``SyntheticConfig.perturbation``). The same draws happen whatever the outcome, so one region's
     error never changes another's."""

@@ -55,8 +55,9 @@ class Phantom:
     masks: dict[str, np.ndarray]
     pleural_fluid: list[tuple[Box, np.ndarray]] = field(default_factory=list)
 
-    def paint(self, box: Box, mask: np.ndarray, value: float, add_to: tuple[str, ...] = (),
-              remove_from: tuple[str, ...] = ()) -> None:
+    def paint(
+        self, box: Box, mask: np.ndarray, value: float, add_to: tuple[str, ...] = (), remove_from: tuple[str, ...] = ()
+    ) -> None:
         """Set ``hu`` to ``value`` on ``mask`` (in ``box``) and move those voxels between region masks."""
         self.hu[box.slices][mask] = value
         for region in add_to:
@@ -185,8 +186,9 @@ def paint_airways(p: Phantom, extra_wall: float) -> None:
         p.paint(box, mask, HU["air"])
 
 
-def paint_lung_bronchi(p: Phantom, extra_wall: float, lumen_scale: float = 1.0,
-                       bronchi: tuple[Segment, ...] | None = None) -> None:
+def paint_lung_bronchi(
+    p: Phantom, extra_wall: float, lumen_scale: float = 1.0, bronchi: tuple[Segment, ...] | None = None
+) -> None:
     """Segmental bronchi inside the lungs (walls then lumens, both clipped to the lung mask)."""
     bronchi = tuple(b for b, _ in p.anatomy.bundles) if bronchi is None else bronchi
     min_r = 0.5 * min(p.grid.spacing)

@@ -19,7 +19,16 @@ from reg2rg.data.synthetic.findings import FINDING_NAMES, Finding
 
 # Order of the regions in the whole report (the usual reading order of a chest CT report).
 REPORT_ORDER: tuple[str, ...] = (
-    "trachea and bronchie", "thyroid", "heart", "mediastinum", "esophagus", "lung", "pleura", "breast", "abdomen", "bone"
+    "trachea and bronchie",
+    "thyroid",
+    "heart",
+    "mediastinum",
+    "esophagus",
+    "lung",
+    "pleura",
+    "breast",
+    "abdomen",
+    "bone",
 )
 
 NORMAL: dict[str, tuple[str, ...]] = {
@@ -70,21 +79,41 @@ NORMAL_MALE_BREAST = ("No gynecomastia is seen.", "The breast regions are unrema
 
 # Finding name -> (region, probability of stating its absence, paraphrases of the negation).
 NEGATIONS: dict[str, tuple[str, float, tuple[str, ...]]] = {
-    "Cardiomegaly": ("heart", 0.9, (
-        "Heart size is normal.", "The heart is of normal size.", "Cardiac size is within normal limits.",
-    )),
-    "Pericardial effusion": ("heart", 0.7, ("Pericardial effusion-thickening was not observed.", "No pericardial effusion.")),
+    "Cardiomegaly": (
+        "heart",
+        0.9,
+        (
+            "Heart size is normal.",
+            "The heart is of normal size.",
+            "Cardiac size is within normal limits.",
+        ),
+    ),
+    "Pericardial effusion": (
+        "heart",
+        0.7,
+        ("Pericardial effusion-thickening was not observed.", "No pericardial effusion."),
+    ),
     "Coronary artery wall calcification": ("heart", 0.3, ("No coronary artery calcification is seen.",)),
-    "Lymphadenopathy": ("mediastinum", 0.7, (
-        "No lymph node of pathological size was detected in the mediastinum.",
-        "No enlarged lymph nodes in prevascular, paratracheal, subcarinal or hilar stations.",
-        "No mediastinal lymphadenopathy.",
-    )),
+    "Lymphadenopathy": (
+        "mediastinum",
+        0.7,
+        (
+            "No lymph node of pathological size was detected in the mediastinum.",
+            "No enlarged lymph nodes in prevascular, paratracheal, subcarinal or hilar stations.",
+            "No mediastinal lymphadenopathy.",
+        ),
+    ),
     "Arterial wall calcification": ("mediastinum", 0.3, ("No calcification is seen in the aortic wall.",)),
     "Hiatal hernia": ("esophagus", 0.5, ("No hiatal hernia.", "No hiatal hernia is seen.")),
-    "Pleural effusion": ("pleura", 0.8, (
-        "No pleural effusion.", "No pleural effusion was detected.", "Pleural effusion was not observed.",
-    )),
+    "Pleural effusion": (
+        "pleura",
+        0.8,
+        (
+            "No pleural effusion.",
+            "No pleural effusion was detected.",
+            "Pleural effusion was not observed.",
+        ),
+    ),
     "Peribronchial thickening": ("trachea and bronchie", 0.3, ("No peribronchial thickening.",)),
     "Lung nodule": ("lung", 0.4, ("No pulmonary nodule was detected.", "No mass or nodule is seen in either lung.")),
     "Consolidation": ("lung", 0.3, ("No consolidation.", "No pneumonic consolidation is seen.")),
@@ -148,9 +177,13 @@ def _effusions(findings: list[Finding]) -> tuple[str, ...]:
         )
     extents = {f.side: f.extent for f in findings}
     if extents["right"] == extents["left"]:
-        return (f"Bilateral {extents['right']} pleural effusions are present.",
-                f"{_capital(extents['right'])} pleural effusions are seen on both sides.")
-    return (f"Bilateral pleural effusions are present, {extents['right']} on the right and {extents['left']} on the left.",)
+        return (
+            f"Bilateral {extents['right']} pleural effusions are present.",
+            f"{_capital(extents['right'])} pleural effusions are seen on both sides.",
+        )
+    return (
+        f"Bilateral pleural effusions are present, {extents['right']} on the right and {extents['left']} on the left.",
+    )
 
 
 def _nodes(f: Finding) -> tuple[str, ...]:
@@ -163,8 +196,10 @@ def _nodes(f: Finding) -> tuple[str, ...]:
 
 def _material(f: Finding) -> tuple[str, ...]:
     if f.detail == ("pacemaker",):
-        return ("A cardiac pacemaker is present, with its lead ending in the right ventricle.",
-                "A pacemaker lead is seen extending into the right ventricle.")
+        return (
+            "A cardiac pacemaker is present, with its lead ending in the right ventricle.",
+            "A pacemaker lead is seen extending into the right ventricle.",
+        )
     return ("Sternotomy wires are seen.", "Median sternotomy wires are present.")
 
 
@@ -246,8 +281,9 @@ POSITIVE: dict[str, Callable[[Finding], tuple[str, ...]]] = {
 }
 
 
-def region_reports(findings: list[Finding], female: bool, regions: list[str], rng: np.random.Generator,
-                   varied: bool = True) -> dict[str, str]:
+def region_reports(
+    findings: list[Finding], female: bool, regions: list[str], rng: np.random.Generator, varied: bool = True
+) -> dict[str, str]:
     """A report for each region in ``regions`` (those with a non-empty mask), in ``REPORT_ORDER``.
 
     ``varied``: paraphrases drawn at random and absent findings negated at random (realistic text);

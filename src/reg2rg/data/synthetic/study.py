@@ -46,8 +46,9 @@ def study_rng(seed: int, split: str, index: int, stream: int) -> np.random.Gener
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(SPLITS.index(split), index, stream)))
 
 
-def make_study(cfg: SyntheticConfig | Mapping, seed: int | np.random.Generator | None = None, index: int = 0,
-               split: str = "train") -> SyntheticStudy:
+def make_study(
+    cfg: SyntheticConfig | Mapping, seed: int | np.random.Generator | None = None, index: int = 0, split: str = "train"
+) -> SyntheticStudy:
     """Generate study ``index`` of ``split``.
 
     Args:
@@ -75,7 +76,9 @@ def make_study(cfg: SyntheticConfig | Mapping, seed: int | np.random.Generator |
     volume = acquire(phantom.hu, grid, cfg.noise_hu, study_rng(seed, split, index, _NOISE))
 
     regions = [region for region, mask in phantom.masks.items() if mask.any()]
-    reports = region_reports(findings, anatomy.female, regions, study_rng(seed, split, index, _TEXT), cfg.varied_reports)
+    reports = region_reports(
+        findings, anatomy.female, regions, study_rng(seed, split, index, _TEXT), cfg.varied_reports
+    )
     placed = {f.label for f in findings}
     return SyntheticStudy(
         volume=volume,

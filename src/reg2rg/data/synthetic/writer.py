@@ -56,8 +56,9 @@ def mask_folder(root: Path, split: str, index: int) -> Path:
     return root / f"{split}_region_mask" / f"seg_{study_id(split, index)}"
 
 
-def write_dataset(root: str | Path, cfg: SyntheticConfig | Mapping,
-                  on_study: Callable[[str], None] | None = None) -> dict:
+def write_dataset(
+    root: str | Path, cfg: SyntheticConfig | Mapping, on_study: Callable[[str], None] | None = None
+) -> dict:
     """Write (or complete) the dataset; ``on_study(study_id)`` is called after each study.
 
     Returns a summary: ``root``, studies per split, ``generated`` / ``reused`` counts and how
@@ -113,8 +114,10 @@ def dataset_matches(root: str | Path, cfg: SyntheticConfig | Mapping) -> bool:
 def summary_line(summary: dict) -> str:
     """One line: where, how many studies, and the finding counts."""
     found = ", ".join(f"{name} {n}" for name, n in sorted(summary["findings"].items(), key=lambda kv: -kv[1]))
-    return (f"{summary['root']}: {summary['train']} train + {summary['valid']} valid studies "
-            f"({summary['generated']} generated, {summary['reused']} reused); findings: {found or 'none'}")
+    return (
+        f"{summary['root']}: {summary['train']} train + {summary['valid']} valid studies "
+        f"({summary['generated']} generated, {summary['reused']} reused); findings: {found or 'none'}"
+    )
 
 
 def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key: str) -> tuple[dict, bool]:
@@ -130,13 +133,17 @@ def _study_record(root: Path, cfg: SyntheticConfig, split: str, index: int, key:
         atomic_write_bytes(masks / f"{region}.nii.gz", _nifti_bytes(written[region].astype(np.uint8), study.affine))
     record = {
         "key": key,
-        "region_reports": {region: study.region_reports[region] for region in REPORT_ORDER if region in study.region_reports},
+        "region_reports": {
+            region: study.region_reports[region] for region in REPORT_ORDER if region in study.region_reports
+        },
         "report": study.report,
         "labels": study.labels,
         "findings": [dataclasses.asdict(f) for f in study.findings],
         "female": study.female,
     }
-    atomic_write_bytes(_record_path(root, split, index), json.dumps(record, indent=1).encode("utf-8"))  # last: marks the study complete
+    atomic_write_bytes(
+        _record_path(root, split, index), json.dumps(record, indent=1).encode("utf-8")
+    )  # last: marks the study complete
     return record, True
 
 
