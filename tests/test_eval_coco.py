@@ -65,3 +65,26 @@ def test_java_meteor_reads_non_ascii_reports_whatever_the_locale():
     finally:
         locale.setlocale(locale.LC_CTYPE, previous)
     assert 0.9 < score <= 1.0  # identical reports
+
+
+def test_a_jar_that_dies_on_one_study_names_it(monkeypatch):
+    from reg2rg.evaluation import meteor_java
+
+    class DiesOnLongText(meteor_java._MeteorProcess):  # the real per-study loop, a jar that fails on long text
+        def __init__(self, jar, deadline):
+            pass
+
+        def ask(self, line, answers):
+            if len(line.split()) > 1000:
+                raise meteor_java.MeteorUnavailable("the METEOR jar exited: java.lang.OutOfMemoryError")
+            return ["1 1 1 1"] * answers
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(meteor_java, "_MeteorProcess", DiesOnLongText)
+    monkeypatch.setattr(meteor_java.shutil, "which", lambda name: "/usr/bin/java")
+    with pytest.raises(
+        meteor_java.MeteorUnavailable, match=r"OutOfMemoryError \(while scoring study s2: 2000 reference"
+    ):
+        meteor_java.java_meteor(["short", "word " * 2000], ["short", "word"], 10, ids=["s1", "s2"])

@@ -80,3 +80,20 @@ def test_unreadable_csv_is_an_error(tmp_path):
     path.write_text("")
     with pytest.raises(ValueError, match="not a readable CSV"):
         read_predictions(path)
+
+
+def test_an_empty_id_is_counted_and_named_by_its_row(tmp_path):
+    pairs = read_predictions(_csv(tmp_path, [["a", GOOD, GOOD], ["", GOOD, GOOD], ["c", GOOD, GOOD]]))
+    assert pairs.ids == ["a", "row 2", "c"] and pairs.problems == {"empty_id": ["row 2"]}
+
+
+def test_utf16_files_are_read_and_named(tmp_path, caplog):
+    utf8 = _csv(tmp_path, [["a", GOOD + " ±", GOOD], ["b", GOOD, GOOD]])
+    utf16 = tmp_path / "utf16.csv"
+    utf16.write_text(utf8.read_text(encoding="utf-8"), encoding="utf-16")  # with a byte-order mark
+    pairs = read_predictions(utf16)
+    assert pairs.references == read_predictions(utf8).references and "UTF-16" in caplog.text
+    no_mark = tmp_path / "utf16le.csv"
+    no_mark.write_bytes(utf8.read_text(encoding="utf-8").encode("utf-16-le"))
+    with pytest.raises(ValueError, match="utf16le.csv looks UTF-16 or UTF-32 encoded"):
+        read_predictions(no_mark)

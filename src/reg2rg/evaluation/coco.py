@@ -43,7 +43,10 @@ def coco_rouge_l(reference: str, candidate: str, beta: float = ROUGE_BETA) -> fl
 
 
 def coco_scores(
-    references: Sequence[str], predictions: Sequence[str], meteor_timeout_s: float = METEOR_TIMEOUT_S
+    references: Sequence[str],
+    predictions: Sequence[str],
+    meteor_timeout_s: float = METEOR_TIMEOUT_S,
+    ids: Sequence[str] | None = None,
 ) -> tuple[dict[str, float | None], list[str]]:
     """Corpus scores under protocol "coco" and warnings (METEOR None, with its reason, if Java fails)."""
     from pycocoevalcap.bleu.bleu import Bleu
@@ -61,7 +64,7 @@ def coco_scores(
     scores: dict[str, float | None] = {f"BLEU-{n}": float(bleu[n - 1]) for n in range(1, 5)}
     warnings = []
     try:
-        scores["METEOR"] = java_meteor(refs, preds, meteor_timeout_s)
+        scores["METEOR"] = java_meteor(refs, preds, meteor_timeout_s, ids)
     except MeteorUnavailable as error:
         scores["METEOR"] = None
         warnings.append(f"coco METEOR not computed: {error}")

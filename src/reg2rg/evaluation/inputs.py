@@ -6,6 +6,7 @@ each kind is counted (metrics.json "input") and reported once with example ids:
 
 - ``empty_reference``: ground truth empty or missing -> row left out (nothing to score against);
 - ``empty_prediction``: prediction empty or missing -> kept and scored 0 on every metric;
+- ``empty_id``: no id -> kept, named "row <n>" (its row number, from 1);
 - ``duplicate_id``: an id seen before -> later rows left out;
 - ``non_utf8``: undecodable bytes -> replaced by U+FFFD, row kept;
 - ``reference_without_region_prefix`` / ``prediction_without_region_prefix``: no "The region <i> is
@@ -15,6 +16,7 @@ each kind is counted (metrics.json "input") and reported once with example ids:
 
 from __future__ import annotations
 
+import codecs
 import io
 import logging
 import math
@@ -33,6 +35,7 @@ EXAMPLES = 5
 PROBLEMS: dict[str, str] = {
     "empty_reference": "ground truth empty or missing: row left out",
     "empty_prediction": "prediction empty or missing: kept, scored 0",
+    "empty_id": "id empty: kept, named by its row number",
     "duplicate_id": "id seen in an earlier row: row left out",
     "non_utf8": "bytes that are not UTF-8, replaced by U+FFFD: kept",
     "reference_without_region_prefix": "ground truth without any region prefix: kept, no region-level scores",
@@ -79,10 +82,14 @@ def validate_pairs(
     problems: dict[str, list[str]] | None = None,
 ) -> ReportPairs:
     """Apply the row policy to parallel lists; ``problems`` may carry ones found while reading."""
-    ids = [str(i) for i in (ids if ids is not None else range(len(references)))]
+    ids = [_text(i) for i in (ids if ids is not None else range(len(references)))]
     if not len(references) == len(predictions) == len(ids):
         raise ValueError(f"got {len(references)} references, {len(predictions)} predictions and {len(ids)} ids")
     found: dict[str, list[str]] = {kind: list(rows) for kind, rows in (problems or {}).items()}
+    for row, sample_id in enumerate(ids):
+        if not sample_id:
+            ids[row] = f"row {row + 1}"
+            found.setdefault("empty_id", []).append(ids[row])
     kept = ReportPairs([], [], [], rows=len(ids))
     seen: set[str] = set()
     for sample_id, reference, prediction in zip(ids, map(_text, references), map(_text, predictions)):
@@ -119,6 +126,11 @@ def read_predictions(
     if not path.is_file():
         raise ValueError(f"predictions file {path} does not exist")
     raw = path.read_bytes()
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        log.warning("%s is UTF-16 encoded (it starts with a UTF-16 byte-order mark): read as UTF-16", path)
+        raw = raw.decode("utf-16").encode("utf-8")
+    elif raw[:2000].count(b"\x00") > len(raw[:2000]) // 4:
+        raise ValueError(f"{path} looks UTF-16 or UTF-32 encoded without a byte-order mark: save it as UTF-8")
     try:
         text, garbled_file = raw.decode("utf-8-sig"), False
     except UnicodeDecodeError:

@@ -76,10 +76,15 @@ class _MeteorProcess:
             raise MeteorUnavailable(f"the METEOR jar exited: {self.stderr_tail() or 'no message'}") from None
         return [self._read() for _ in range(answers)]
 
-    def statistics(self, pairs: Sequence[tuple[str, str]]) -> list[str]:
-        return [
-            self.ask(f"SCORE ||| {_clean(reference)} ||| {_clean(hypothesis)}", 1)[0] for reference, hypothesis in pairs
-        ]
+    def statistics(self, pairs: Sequence[tuple[str, str]], ids: Sequence[str]) -> list[str]:
+        answers = []
+        for sample_id, (reference, hypothesis) in zip(ids, pairs):
+            try:
+                answers.append(self.ask(f"SCORE ||| {_clean(reference)} ||| {_clean(hypothesis)}", 1)[0])
+            except MeteorUnavailable as error:
+                words = f"{len(reference.split())} reference words, {len(hypothesis.split())} predicted"
+                raise MeteorUnavailable(f"{error} (while scoring study {sample_id}: {words})") from None
+        return answers
 
     def stderr_tail(self) -> str:
         self._stderr.seek(0)
@@ -95,8 +100,10 @@ def _clean(text: str) -> str:
     return " ".join(text.replace("|||", " ").split())
 
 
-def java_meteor(references: Sequence[str], hypotheses: Sequence[str], timeout_s: float) -> float:
-    """Corpus METEOR 1.5 of tokenized texts, or ``MeteorUnavailable``."""
+def java_meteor(
+    references: Sequence[str], hypotheses: Sequence[str], timeout_s: float, ids: Sequence[str] | None = None
+) -> float:
+    """Corpus METEOR 1.5 of tokenized texts, or ``MeteorUnavailable`` (naming the study it failed on)."""
     if shutil.which("java") is None:
         raise MeteorUnavailable("java is not on PATH (install a JRE, e.g. apt-get install default-jre-headless)")
     try:
@@ -104,7 +111,8 @@ def java_meteor(references: Sequence[str], hypotheses: Sequence[str], timeout_s:
     except OSError as error:
         raise MeteorUnavailable(f"java could not run the METEOR jar: {error}") from error
     try:
-        statistics = process.statistics(list(zip(references, hypotheses)))
+        ids = ids if ids is not None else [str(row) for row in range(len(references))]
+        statistics = process.statistics(list(zip(references, hypotheses)), ids)
         answer = process.ask("EVAL ||| " + " ||| ".join(statistics), len(statistics) + 1)[-1]
         try:
             return float(answer)

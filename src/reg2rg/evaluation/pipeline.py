@@ -126,7 +126,7 @@ def evaluate(
             evaluation.reg2rg = reg2rg_scores(refs, preds, meteor)
     if "coco" in protocols:
         with _timed(seconds, "nlg_coco"):
-            evaluation.coco, coco_warnings = coco_scores(refs, preds, meteor_timeout_s)
+            evaluation.coco, coco_warnings = coco_scores(refs, preds, meteor_timeout_s, evaluation.pairs.ids)
         evaluation.warnings.extend(coco_warnings)
     if regions:
         with _timed(seconds, "regions"):
