@@ -4,6 +4,7 @@ config validation, metrics logging, signals, and studies that fail to load."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -221,3 +222,14 @@ def test_training_draws_the_loss_curve_at_each_checkpoint(tiny_data, tmp_path, m
     assert drawn == [[1, 2], [1, 2, 3]]  # checkpoints 2 and 3 (the last), from every step logged so far
     with Image.open(result["run_dir"] / LOSS_CURVE_FILE) as image:
         assert image.format == "PNG" and image.width > 0
+
+
+def test_a_loss_curve_that_cannot_be_drawn_costs_no_checkpoint(tiny_data, tmp_path, monkeypatch, caplog):
+    def broken(records, path):
+        raise RuntimeError("no canvas")
+
+    monkeypatch.setattr(tracking, "plot_loss_curve", broken)
+    with caplog.at_level(logging.WARNING):
+        result = train(compose_train([*tiny_overrides(tiny_data, tmp_path / "run"), "trainer.epochs=1"]))
+    assert result["exit_code"] == 0 and (result["run_dir"] / "checkpoints" / "checkpoint-3").is_dir()
+    assert "loss_curve.png not drawn: no canvas" in caplog.text

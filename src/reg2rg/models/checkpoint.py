@@ -314,11 +314,13 @@ def verify_digests(directory: str | Path, names: tuple[str, ...] | None = None) 
     """Check the files of a checkpoint (``names`` only, when given) against ``digests.json``.
 
     Raises ``DamagedCheckpointError`` naming the first file that is missing or differs; returns False
-    (checking nothing) for a checkpoint written before digests were recorded.
+    (checking nothing) for a checkpoint of the earlier layout written before digests were recorded.
     """
     directory = Path(directory)
     record = directory / DIGESTS
     if not record.is_file():
+        if (directory / CONFIG).is_file():  # this layout is always written with its digests
+            raise DamagedCheckpointError(record, f"missing: a {CONFIG} checkpoint records its digests there")
         log.warning("%s has no %s (written by an earlier version): its files cannot be checked", directory, DIGESTS)
         return False
     try:

@@ -232,7 +232,10 @@ class Trainer:
         if save:
             self.last_checkpoint = self.checkpointer.save(self.state)
             if self.metrics is not None:  # the main process
-                self.metrics.plot()
+                try:
+                    self.metrics.plot()
+                except Exception as error:  # a picture never costs the run (the other processes wait at the next step)
+                    log.warning("loss_curve.png not drawn: %s", error)
         return last or self.stopped_by is not None
 
     def _signal_anywhere(self, stop: PreemptionFlag) -> signal.Signals | None:
