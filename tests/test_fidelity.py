@@ -29,6 +29,7 @@ MODES = {
         "model.marker_init": "vocabulary",
         "evaluation.decoding": "greedy",
         "evaluation.batch_size": 8,
+        "evaluation.merge_lora": True,
         "seed": 0,
     },
     "official": {
@@ -38,6 +39,7 @@ MODES = {
         "model.marker_init": "randn",
         "evaluation.decoding": "official",
         "evaluation.batch_size": 1,
+        "evaluation.merge_lora": False,
         "seed": 42,
     },
 }
@@ -69,6 +71,13 @@ def test_each_key_switches_alone():
     cfg = compose_train(["experiment=radgenome", "model.marker_init=vocabulary", "seed=7", "output_dir=unused"])
     values = {key: _value(cfg, key) for key in MODES["official"]}
     assert values == {**MODES["official"], "model.marker_init": "vocabulary", "seed": 7}
+
+
+def test_checkpoints_record_how_the_run_generated():
+    from reg2rg.training.config import trained_with
+
+    recorded = trained_with(compose_train(["experiment=radgenome", "output_dir=unused"]))["evaluation"]
+    assert recorded["merge_lora"] is False and recorded["seed"] == 42 and recorded["decoding"] == "official"
 
 
 def sentencepiece_like_tokenizer(corpus: list[str]) -> PreTrainedTokenizerFast:

@@ -216,7 +216,9 @@ def generate_from_config(cfg, overrides: Sequence[str] = ()) -> Path:
     Data: ``data_for_checkpoint`` (``overrides``: the command line's). Decoding: ``cfg.decoding`` and
     ``cfg.batch_size`` when set, else those of the checkpoint's run's evaluation (its fidelity mode's);
     ``cfg.generation`` options that are not null go over the run's (``reg2rg.models.decoding``).
+    ``cfg.merge_lora`` and ``cfg.seed`` likewise (the seed matters to sampling decoders only).
     """
+    from accelerate.utils import set_seed
     from omegaconf import OmegaConf
 
     from reg2rg.data.dataset import dataset_from_config
@@ -238,8 +240,17 @@ def generate_from_config(cfg, overrides: Sequence[str] = ()) -> Path:
         model.config["llm"]["name_or_path"],
     )
     batch_size = cfg.batch_size or trained.get("batch_size") or DEFAULT_BATCH_SIZE
-    log.info("%s; batch size %d", used, batch_size)
-    metadata = {**checkpoint_record(cfg.checkpoint), "data": data.name, "split": cfg.split, "device": device}
+    merge_lora = trained.get("merge_lora", True) if cfg.get("merge_lora") is None else cfg.merge_lora
+    seed = trained.get("seed", 0) if cfg.get("seed") is None else cfg.seed
+    log.info("%s; batch size %d; seed %d", used, batch_size, seed)
+    set_seed(seed)  # a sampling decoder draws the same reports again
+    metadata = {
+        **checkpoint_record(cfg.checkpoint),
+        "data": data.name,
+        "split": cfg.split,
+        "device": device,
+        "seed": seed,
+    }
     return generate_predictions(
         model,
         dataset,
@@ -248,5 +259,5 @@ def generate_from_config(cfg, overrides: Sequence[str] = ()) -> Path:
         cfg.num_workers,
         settings,
         metadata,
-        merge_lora=cfg.get("merge_lora", True),
+        merge_lora=merge_lora,
     )

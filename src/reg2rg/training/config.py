@@ -83,6 +83,8 @@ def trained_with(cfg: DictConfig) -> dict[str, Any]:
             "decoding": evaluation.decoding,
             "generation": OmegaConf.to_container(evaluation.generation, resolve=True),
             "batch_size": evaluation.batch_size,
+            "merge_lora": evaluation.get("merge_lora", True),
+            "seed": cfg.seed,
         },
     }
 

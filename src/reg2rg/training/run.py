@@ -147,7 +147,8 @@ def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None
     options, used = decoding_options(
         settings.decoding, OmegaConf.to_container(settings.generation, resolve=True), cfg.llm.get("name_or_path")
     )
-    log.info("%s; batch size %d", used, settings.batch_size)
+    log.info("%s; batch size %d; seed %d", used, settings.batch_size, cfg.seed)
+    set_seed(cfg.seed)  # a sampling decoder draws the same reports again
     evaluation = generate_and_evaluate(
         model,
         dataset(cfg, settings.split),
