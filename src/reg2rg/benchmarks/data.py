@@ -1,11 +1,14 @@
 """Data path benchmark: one training sample from our cache vs the official per-sample path.
 
-Both run in the same invocation on the same RadGenome-sized synthetic studies, each in a fresh
+All run in the same invocation on the same RadGenome-sized synthetic studies, each in a fresh
 single-threaded process (so times are per CPU core and peak memory is per worker):
 - reference: decode the volume and the 10 masks to float64 with nibabel, MONAI CropForeground
   + Resize (area) per region and for image + masks, window (reg2rg.data.reference);
-- ours: ``CachedRegionDataset[i]`` (decode the int16 crop, cut + resize 10 texture crops,
-  read the precomputed global image and geometry masks).
+- float: ``CachedRegionDataset[i]``, float32 samples (the precomputed bin sums decoded, divided by
+  the bin volumes and windowed in the worker);
+- compact: ``CachedRegionDataset(compact=True)[i]``, what training reads: the bin sums as int16 / uint8,
+  made float32 on the device (``reg2rg.data.compact``).
+Bytes per sample: what crosses to the device (the volumes, and the compact sample's bins).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import multiprocessing
 import os
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,16 +41,18 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _time_ours(cache_dir: str, repeats: int) -> dict:
+def _time_ours(cache_dir: str, repeats: int, compact: bool) -> dict:
     import torch
 
+    from reg2rg.data.compact import volume_bytes
     from reg2rg.data.dataset import CachedRegionDataset
     from reg2rg.data.preprocessing import PreprocessConfig
 
     torch.set_num_threads(1)
-    dataset = CachedRegionDataset(cache_dir, "train", PreprocessConfig())
+    dataset = CachedRegionDataset(cache_dir, "train", PreprocessConfig(), compact=compact)
+    assert dataset.compact == compact
     dataset[0]  # warm-up: imports and allocator
-    times = []
+    times, sizes = [], []
     for repeat in range(repeats):
         dataset.set_epoch(repeat)
         for i in range(len(dataset)):
@@ -54,7 +60,8 @@ def _time_ours(cache_dir: str, repeats: int) -> dict:
             sample = dataset[i]
             times.append(time.perf_counter() - start)
             assert sample["texture"].shape[0] == len(REGIONS)
-    return {"seconds": times, "peak_rss_mb": _peak_rss_mb()}
+            sizes.append(volume_bytes(sample))
+    return {"seconds": times, "bytes": sizes, "peak_rss_mb": _peak_rss_mb()}
 
 
 def _time_reference(volume: str, masks: dict[str, str]) -> dict:
@@ -84,7 +91,8 @@ def run(
     reference_studies: int = 1,
     workdir: str | None = None,
 ) -> dict:
-    """Measure both paths; writes ``json_path`` when given and returns the figures."""
+    """Measure the paths; writes ``json_path`` when given and returns the figures (``reference_studies`` 0:
+    no reference)."""
     from reg2rg.data.build import build_cache
     from reg2rg.data.preprocessing import PreprocessConfig
     from reg2rg.data.readers.radgenome import RadGenomeReader
@@ -97,7 +105,10 @@ def run(
         generate_s = time.perf_counter() - start
         records = RadGenomeReader(root).read("train").records
         report = build_cache(records, Path(tmp) / "cache", "train", PreprocessConfig(), workers=1)
-        ours = _in_fresh_process(_time_ours, str(Path(tmp) / "cache"), repeats)
+        paths = {
+            path: _in_fresh_process(_time_ours, str(Path(tmp) / "cache"), repeats, path == "compact")
+            for path in ("float", "compact")
+        }
         reference = {"seconds": [], "peak_rss_mb": 0.0}
         for record in records[:reference_studies]:
             files = {r: str(p) for r, p in record.masks.files.items()}
@@ -105,18 +116,27 @@ def run(
             reference["seconds"] += result["seconds"]
             reference["peak_rss_mb"] = max(reference["peak_rss_mb"], result["peak_rss_mb"])
 
-    ours_s = sum(ours["seconds"]) / len(ours["seconds"])
-    reference_s = sum(reference["seconds"]) / len(reference["seconds"])
-    figures = {
-        "reference_s_per_sample": round(reference_s, 3),
-        "ours_s_per_sample": round(ours_s, 4),
-        "speedup": round(reference_s / ours_s, 1),
-        "peak_rss_mb": round(ours["peak_rss_mb"], 1),
-        "reference_peak_rss_mb": round(reference["peak_rss_mb"], 1),
-        "ours_samples_per_s_per_core": round(1 / ours_s, 2),
+    figures: dict = {}
+    for path, result in paths.items():
+        seconds = sum(result["seconds"]) / len(result["seconds"])
+        figures[f"{path}_s_per_sample"] = round(seconds, 4)
+        figures[f"{path}_samples_per_s_per_core"] = round(1 / seconds, 2)
+        figures[f"{path}_mb_to_device_per_sample"] = round(sum(result["bytes"]) / len(result["bytes"]) / 1e6, 1)
+        figures[f"{path}_peak_rss_mb"] = round(result["peak_rss_mb"], 1)
+    compact_s = figures["compact_s_per_sample"]
+    figures["compact_vs_float_speedup"] = round(figures["float_s_per_sample"] / compact_s, 2)
+    figures["compact_vs_float_bytes"] = round(
+        figures["float_mb_to_device_per_sample"] / figures["compact_mb_to_device_per_sample"], 2
+    )
+    if reference["seconds"]:
+        reference_s = sum(reference["seconds"]) / len(reference["seconds"])
+        figures["reference_s_per_sample"] = round(reference_s, 3)
+        figures["reference_peak_rss_mb"] = round(reference["peak_rss_mb"], 1)
+        figures["speedup"] = round(reference_s / compact_s, 1)
+    figures |= {
         "studies": studies,
         "shape": list(shape),
-        "ours_samples_timed": len(ours["seconds"]),
+        "samples_timed": len(paths["compact"]["seconds"]),
         "reference_samples_timed": len(reference["seconds"]),
         "synthetic_generation_s_per_study": round(generate_s / (studies + 1), 2),
         "cache_build_s_per_study": round(report["seconds"] / max(report["built"], 1), 2),
@@ -126,4 +146,21 @@ def run(
     }
     if json_path:
         Path(json_path).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    print(summary(figures), file=sys.stderr)
     return figures
+
+
+def summary(figures: dict) -> str:
+    """The figures as a few lines of text: per sample, one core."""
+    lines = [
+        f"{path:>9}: {figures[f'{path}_s_per_sample']:.3f} s per sample, "
+        f"{figures[f'{path}_samples_per_s_per_core']:.2f} samples/s per core, "
+        f"{figures[f'{path}_mb_to_device_per_sample']:.1f} MB to the device"
+        for path in ("float", "compact")
+    ]
+    lines.append(
+        f"  compact: {figures['compact_vs_float_speedup']}x faster, {figures['compact_vs_float_bytes']}x fewer bytes"
+    )
+    if "reference_s_per_sample" in figures:
+        lines.append(f"reference: {figures['reference_s_per_sample']:.1f} s per sample ({figures['speedup']}x compact)")
+    return "\n".join(lines)

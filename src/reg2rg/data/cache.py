@@ -11,7 +11,8 @@ One ``<study_id>.npz`` per study (an uncompressed zip of uint8 blobs, read with
 - ``image`` / ``texture_<i>`` / ``geometry_<i>``: the global image, the LFD texture crops and
   the geometry masks, area-resized to the configured target size and stored as exact integer
   bin sums (HU sums clamped to the window). Dividing by the bin volumes gives exactly what the
-  official MONAI pipeline gives, so a training sample is a few small decodes and divisions.
+  official MONAI pipeline gives, so a training sample is a few small decodes and divisions; a
+  compact sample (training) is the decoded sums themselves (``bin_sums``, ``reg2rg.data.compact``).
 
 Samples at another target size, window or interpolation, and the LFD-off ablation, are
 computed from the full-resolution arrays instead (slower, the same values as the reference).
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -30,6 +32,7 @@ import torch
 
 from reg2rg.constants import REGIONS
 from reg2rg.data import codec
+from reg2rg.data.compact import hu_offset
 from reg2rg.data.errors import MAX_VOXELS, StudyError
 from reg2rg.data.preprocessing import Box, PreprocessConfig, bin_volumes, box_slices, foreground_box, resize, window
 from reg2rg.data.records import StudyRecord
@@ -250,7 +253,8 @@ class CachedStudy:
         """The regions with a usable mask, in canonical order."""
         return list(self.meta["regions"])
 
-    def _array(self, key: str) -> np.ndarray:
+    def _array(self, key: str, out: np.ndarray | None = None) -> np.ndarray:
+        """The decoded array ``key`` (into ``out`` when given: C-contiguous, of its stored dtype and shape)."""
         spec = self.meta["arrays"][key]
         blob = self._npz[key]
         if _sha256(blob) != spec["sha256"]:
@@ -262,7 +266,7 @@ class CachedStudy:
             )
         if spec["dtype"] == "bool":
             return codec.decode_mask(blob, tuple(spec["shape"]))
-        return codec.decode(blob, spec["dtype"], tuple(spec["shape"]))
+        return codec.decode(blob, spec["dtype"], tuple(spec["shape"]), out)
 
     def _box(self, region: str, kind: str) -> Box:
         return tuple(map(tuple, self.meta["regions"][region][f"{kind}_box"]))
@@ -277,6 +281,51 @@ class CachedStudy:
         values = torch.empty(cfg.target_size) if out is None else out
         # copy_ then an in-place float division: several times faster than a mixed-dtype div(out=)
         return values.copy_(torch.from_numpy(self._array(key))).div_(bin_volumes(tuple(block_shape), cfg.target_size))
+
+    def bin_sums(
+        self, kind: str, cfg: PreprocessConfig, regions: Sequence[str] = ()
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The precomputed integer bin sums as a compact sample carries them (``reg2rg.data.compact``).
+
+        ``kind`` "image" (the global image, N = 1) or "texture" / "geometry" (one per region of ``regions``).
+        Returns the sums (N, 1, target size), uint8 mask voxel counts or int16 HU sums (int32 only where
+        even the centred sums do not fit), and their bins (N, 4): the shape of the full-resolution block
+        each was area-resized from, and the HU offset its sums are stored less (``compact.hu_offset``:
+        int32-stored sums are centred on the window; 0 for the rest).
+        """
+        if not self._uses_precomputed(cfg):
+            raise StudyError(
+                self.path,
+                f"holds no bin sums for the preprocessing {precomputed_params(cfg)} (it has "
+                f"{self.meta['precomputed']}): rebuild it with scripts/preprocess.py at these settings",
+                kind="stale_cache",
+            )
+        if kind == "image":
+            keys, blocks = ["image"], [self.crop_shape]
+        elif kind in ("texture", "geometry"):
+            keys = [_key(kind, region) for region in regions]
+            blocks = [_shape(self._box(r, "texture")) if kind == "texture" else self.crop_shape for r in regions]
+        else:
+            raise ValueError(f"kind must be 'image', 'texture' or 'geometry', got {kind!r}")
+        hu = kind != "geometry"
+        sums = np.empty((len(keys), 1, *cfg.target_size), np.int16 if hu else np.uint8)
+        bins = np.zeros((len(keys), 4), np.int64)
+        for i, (key, block) in enumerate(zip(keys, blocks)):
+            bins[i, :3] = block
+            stored = np.dtype(self.meta["arrays"][key]["dtype"])
+            if stored == sums.dtype:
+                self._array(key, out=sums[i, 0])  # decoded straight into the sample
+                continue
+            values = self._array(key)
+            if hu and stored.itemsize > 2:  # centred on the window: |sums| <= half its width x bin volume
+                offset = hu_offset(cfg.hu_window)
+                values -= offset * bin_volumes(block, cfg.target_size).numpy().astype(values.dtype)
+                bins[i, 3] = offset
+            limits = np.iinfo(sums.dtype)
+            if values.min() < limits.min or values.max() > limits.max:
+                sums = sums.astype(values.dtype)  # rare: bins of more voxels than int16 (uint8) holds
+            sums[i, 0] = values
+        return torch.from_numpy(sums), torch.from_numpy(bins)
 
     @cached_property
     def volume(self) -> np.ndarray:

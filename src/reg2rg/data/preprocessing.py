@@ -52,7 +52,9 @@ def window(hu: torch.Tensor, hu_window: tuple[float, float]) -> torch.Tensor:
     """Clamp to the window and map it linearly onto [-1, 1] (paper: (x + 400) / 600). In place."""
     low, high = hu_window
     center, half_width = (low + high) / 2, (high - low) / 2
-    return hu.clamp_(low, high).sub_(center).div_(half_width)
+    # A divisor tensor on hu's device, not a Python number: CUDA multiplies by the reciprocal of a number,
+    # which can differ from the CPU's division in the last bit.
+    return hu.clamp_(low, high).sub_(center).div_(torch.full((), half_width, dtype=hu.dtype, device=hu.device))
 
 
 def foreground_box(selected: np.ndarray) -> Box | None:

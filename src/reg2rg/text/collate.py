@@ -9,6 +9,9 @@ A sample (the data side's contract)::
     regions: list[str] (R)               area names in the sample's region order
     region_reports: list[str] (R)
 
+or its compact form (``reg2rg.data.compact``): integer volumes with ``image_bins``, ``texture_bins`` and
+``geometry_bins``, which the batch carries along, concatenated as the volumes are.
+
 The batch::
 
     input_ids, attention_mask: (B, L)   training: right-padded; inference: left-padded prompts only
@@ -16,6 +19,7 @@ The batch::
     image: (B, 1, X, Y, Z)               only when the layout has a global segment
     texture, geometry: (sum R, 1, X, Y, Z)  regions of all samples concatenated, only when used
     region_counts: (B,) long
+    image_bins, texture_bins, geometry_bins: (B or sum R, 4) long   compact samples only
     study_ids, regions, targets          metadata (targets: the reference text in the target format, or
                                          None for an inference sample without region reports)
 
@@ -39,6 +43,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from ..constants import IGNORE_INDEX
+from ..data.compact import bins_key
 from .prompt import TEXT_FORMATS, PromptTemplate, TokenLayout
 from .tokenizer import SpecialIds, setup_tokenizer
 
@@ -158,6 +163,13 @@ class Reg2RGCollator:
             batch["texture"] = torch.cat([torch.as_tensor(s["texture"]) for s in samples])
         if self.layout.geometry_tokens:
             batch["geometry"] = torch.cat([torch.as_tensor(s["geometry"]) for s in samples])
+        for volume in [name for name in ("image", "texture", "geometry") if name in batch]:
+            compact = [bins_key(volume) in s for s in samples]
+            if all(compact):  # the bins of the integer sums, in the order of the volumes
+                batch[bins_key(volume)] = torch.cat([s[bins_key(volume)] for s in samples])
+            elif any(compact):
+                studies = ", ".join(s["study_id"] for s, c in zip(samples, compact) if not c)
+                raise ValueError(f"{volume}: studies {studies} are float samples in a batch of compact ones")
         return batch
 
     def _check(self, sample: Mapping[str, Any]) -> None:

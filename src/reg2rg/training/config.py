@@ -58,9 +58,10 @@ def rendezvous_store() -> torch.distributed.Store:
     return torch.distributed.distributed_c10d._get_default_store()
 
 
-def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
+def dataset(cfg: DictConfig, split: str, compact: bool = False) -> CachedRegionDataset:
     """A split of the cache; only training shuffles region orders (with RRA), drawn from (seed, epoch, index).
-    Training reads the reported regions (as the official training); other splits ``data.region_set``."""
+    Training reads the reported regions (as the official training); other splits ``data.region_set``.
+    ``compact``: integer samples, for the trainer (it makes them float32 on the device)."""
     training = split == TRAIN_SPLIT
     return dataset_from_config(
         cfg.data,
@@ -68,6 +69,7 @@ def dataset(cfg: DictConfig, split: str) -> CachedRegionDataset:
         shuffle_regions=training and cfg.model.rra,
         seed=cfg.seed,
         region_set="reported" if training else None,
+        compact=compact,
     )
 
 
