@@ -1,11 +1,11 @@
 """Benchmarks, each against a reference measured in the same run.
 
-python scripts/benchmark.py data [--json PATH] [--studies 2] [--shape 480 480 240]
+python scripts/benchmark.py data [--json PATH] [--studies 2] [--shape 480 480 240] [--reference-studies 1]
 python scripts/benchmark.py flops [--json PATH]
 python scripts/benchmark.py evaluation [--json PATH]
 python scripts/benchmark.py training [--json PATH] [--steps 300] [--processes 2]
 python scripts/benchmark.py step [--json PATH] [--geometry paper] [--steps 10] [--deepspeed none]
-python scripts/benchmark.py step-sweep [--json PATH] [--geometry paper] [--micro-batches 1 4 8 16]
+python scripts/benchmark.py step-sweep [--json PATH] [--geometry paper] [--micro-batches 1 4 8 16] [--loss-chunk-sizes none]
 python scripts/benchmark.py generate [--json PATH] [--geometry paper] [--batch-sizes 1 32] [--new-tokens 128] [--compile]
 """
 
@@ -17,14 +17,21 @@ from pathlib import Path
 ZERO2 = Path(__file__).resolve().parents[1] / "configs" / "deepspeed" / "zero2.yaml"
 
 
+def loss_chunk_size(value: str) -> int | None:
+    """A ``--loss-chunk-sizes`` value: a number of positions, or 'none'."""
+    return None if value == "none" else int(value)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="name", required=True)
-    data = commands.add_parser("data", help="training-sample production: cache vs official per-sample path")
+    data = commands.add_parser(
+        "data", help="training-sample production (float and compact samples): cache vs official per-sample path"
+    )
     data.add_argument("--studies", type=int, default=2)
     data.add_argument("--shape", type=int, nargs=3, default=(480, 480, 240))
     data.add_argument("--repeats", type=int, default=3)
-    data.add_argument("--reference-studies", type=int, default=1)
+    data.add_argument("--reference-studies", type=int, default=1, help="0: no reference (it needs ~17 GB)")
     data.add_argument("--workdir", default=None, help="where the temporary dataset goes (needs ~0.2 GB per study)")
     commands.add_parser("flops", help="training FLOPs per sample at LLaMA2-7B geometry: ours vs reference design")
     commands.add_parser("evaluation", help="metric protocol wall time: ours vs the official per-sample approach")
@@ -54,6 +61,14 @@ def main() -> None:
     sweep.add_argument("--micro-batches", type=int, nargs="+", default=(1, 4, 8, 16))
     sweep.add_argument("--steps", type=int, default=3)
     sweep.add_argument("--warmup", type=int, default=1)
+    sweep.add_argument(
+        "--loss-chunk-sizes",
+        type=loss_chunk_size,
+        nargs="+",
+        default=(None,),
+        help="ours once per value: the chunked LM-head cross-entropy over N positions, or 'none' for the LLM's own "
+        "loss over the whole batch's logits (e.g. --loss-chunk-sizes none 1024 measures the chunking)",
+    )
     generate = commands.add_parser(
         "generate",
         help="greedy generation at LLaMA2-7B geometry: LoRA merged (and "

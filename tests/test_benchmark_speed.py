@@ -8,7 +8,11 @@ import torch
 
 from reg2rg.benchmarks import generate, step, step_sweep
 from reg2rg.benchmarks.geometry import TINY, build_model, reference_embeds, reference_loss
+from reg2rg.models import lm_loss
+from reg2rg.models import reg2rg as reg2rg_module
 from reg2rg.models.llm import activation_checkpointing, set_activation_checkpointing
+
+OURS_TWICE_THEN_REFERENCE = [("ours", None), ("ours", 4), ("reference", None)]
 
 
 def test_ours_generates_the_reference_tokens_and_both_are_timed(tmp_path):
@@ -65,6 +69,7 @@ def test_the_sweep_records_an_out_of_memory_configuration_and_goes_on(tmp_path, 
         assert rows[("reference", 1, checkpointing)]["outcome"] == "ok"
         assert rows[("reference", 2, checkpointing)] == {
             "design": "reference",
+            "loss_chunk_size": None,
             "micro_batch": 2,
             "activation_checkpointing": checkpointing,
             "outcome": "OOM",
@@ -76,4 +81,25 @@ def test_the_sweep_records_an_out_of_memory_configuration_and_goes_on(tmp_path, 
     assert [(r["micro_batch"], r["activation_checkpointing"]) for r in figures["ours_vs_reference"]] == [
         (1, True),
         (1, False),
+    ]
+
+
+def test_the_sweep_runs_ours_with_the_chunked_loss_off_and_on(monkeypatch):
+    chunks = []
+
+    def recording_loss(hidden, head, labels, chunk, num_items_in_batch=None):
+        chunks.append(chunk)
+        return lm_loss.chunked_lm_loss(hidden, head, labels, chunk, num_items_in_batch)
+
+    monkeypatch.setattr(reg2rg_module, "chunked_lm_loss", recording_loss)
+    figures = step_sweep.run(geometry="tiny", micro_batches=(2,), steps=1, warmup=0, loss_chunk_sizes=(None, 4))
+    rows = [(r["design"], r["loss_chunk_size"], r["activation_checkpointing"]) for r in figures["configurations"]]
+    assert rows == [(design, chunk, on) for on in (True, False) for design, chunk in OURS_TWICE_THEN_REFERENCE]
+    assert all(r["outcome"] == "ok" for r in figures["configurations"])
+    assert chunks == [4, 4]  # one step of ours with chunk 4, checkpointing on and off; none for the others
+    assert [(r["loss_chunk_size"], r["activation_checkpointing"]) for r in figures["ours_vs_reference"]] == [
+        (None, True),
+        (4, True),
+        (None, False),
+        (4, False),
     ]

@@ -190,7 +190,8 @@ def test_every_problem_in_one_error(tmp_path, monkeypatch):
 
 
 def test_wrong_data_root_is_the_reported_problem_and_missing_deepspeed_comes_with_its_fix(tmp_path, monkeypatch):
-    cfg = compose_train(["experiment=radgenome", "data.root=/nonexistent", *OFFLINE_PAPER, f"output_dir={tmp_path}"])
+    overrides = ["experiment=radgenome", "data.root=/nonexistent", *OFFLINE_PAPER, f"output_dir={tmp_path}"]
+    cfg = compose_train(overrides)
     with pytest.raises(PrerequisitesMissing) as raised:
         check_training_start(cfg)
     assert raised.value.problems == [
@@ -200,10 +201,20 @@ def test_wrong_data_root_is_the_reported_problem_and_missing_deepspeed_comes_wit
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *rest: None if name == "deepspeed" else find_spec(name, *rest)
     )
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(PrerequisitesMissing) as raised:  # one process: ZeRO-2 is not used, nor needed
+        check_training_start(cfg)
+    assert len(raised.value.problems) == 1
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun --nproc_per_node=2 sets it
     with pytest.raises(PrerequisitesMissing) as raised:
         check_training_start(cfg)
     data, deepspeed = raised.value.problems
     assert data.startswith("data.root /nonexistent") and 'pip install -e ".[deepspeed]"' in deepspeed
+    explicit = compose_train([*overrides, "deepspeed=zero2"])
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(PrerequisitesMissing) as raised:  # asked for on one process: needed there too
+        check_training_start(explicit)
+    assert len(raised.value.problems) == 2
 
 
 def test_training_checks_the_data_config_weights_and_its_evaluation(tmp_path, monkeypatch):

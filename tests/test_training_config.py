@@ -11,7 +11,7 @@ from reg2rg.models import Reg2RG
 from reg2rg.text import train_tokenizer
 from reg2rg.training.batching import resolve_batching
 from reg2rg.training.config import build_model, dataset
-from reg2rg.training.deepspeed_config import fill_auto
+from reg2rg.training.deepspeed_config import deepspeed_for, fill_auto
 from reg2rg.training.trainer import TrainerConfig
 
 TINY_GPT2 = "{model_type: gpt2, n_embd: 32, n_layer: 1, n_head: 2, n_positions: 1024}"
@@ -32,19 +32,25 @@ def test_paper_experiments_carry_the_paper_settings(experiment, epochs, data):
     assert cfg.model.vit_checkpoint.endswith("RadFM_vit3d.pth")
     assert cfg.model.perceiver_checkpoint.endswith("RadFM_perceiver_fc.pth")
     assert cfg.llm.name_or_path == "meta-llama/Llama-2-7b-chat-hf" and cfg.llm.tuning == "lora"
-    assert cfg.llm.activation_checkpointing and cfg.model.rra and cfg.data.lfd
+    assert cfg.model.rra and cfg.data.lfd
     trainer = instantiate(cfg.trainer)
     optimizer = trainer.optimizer.func
     assert optimizer.__name__ == "AdamW" and trainer.optimizer.keywords["lr"] == 5e-5
     assert trainer.lr_scheduler == "constant_with_warmup" and trainer.mixed_precision == "bf16"
+    # gpu_memory=80gb: micro-batch 4 without activation checkpointing, steps grouped by length
+    assert trainer.per_device_batch_size == 4 and not cfg.llm.activation_checkpointing and trainer.group_by_length
     per_device, accumulation, effective = (
         trainer.per_device_batch_size,
         trainer.gradient_accumulation_steps,
         trainer.effective_batch_size,
     )
-    worlds = (1, 2, 8, 16)
-    assert [resolve_batching(per_device, accumulation, effective, w).accumulation for w in worlds] == [16, 8, 2, 1]
-    deepspeed = fill_auto(OmegaConf.to_container(cfg.deepspeed), resolve_batching(1, None, 16, 2), 1.0, "bf16")
+    worlds = (1, 2, 4, 8, 16)
+    geometry = [resolve_batching(per_device, accumulation, effective, w) for w in worlds]
+    assert [(b.per_device, b.accumulation) for b in geometry] == [(4, 4), (4, 2), (4, 1), (2, 1), (1, 1)]
+    assert all(b.effective == 16 for b in geometry)
+    selected = OmegaConf.to_container(cfg.deepspeed)
+    assert deepspeed_for(selected, 1) is None  # one GPU: plain Accelerate
+    deepspeed = fill_auto(deepspeed_for(selected, 2), resolve_batching(1, None, 16, 2), 1.0, "bf16")
     assert deepspeed["zero_optimization"]["stage"] == 2 and deepspeed["bf16"]["enabled"] is True
     assert (
         deepspeed["train_micro_batch_size_per_gpu"],
@@ -52,6 +58,15 @@ def test_paper_experiments_carry_the_paper_settings(experiment, epochs, data):
         deepspeed["train_batch_size"],
         deepspeed["gradient_clipping"],
     ) == (1, 8, 16, 1.0)
+
+
+@pytest.mark.parametrize("experiment", ["radgenome", "ctrg"])
+def test_24_gb_cards_are_one_override_away_and_deepspeed_on_one_gpu_is_asked_for_by_name(experiment):
+    small = paper_config(experiment, ["gpu_memory=24gb"])
+    assert instantiate(small.trainer).per_device_batch_size == 4 and small.llm.activation_checkpointing
+    explicit = paper_config(experiment, ["deepspeed=zero2"])
+    assert deepspeed_for(OmegaConf.to_container(explicit.deepspeed), 1)["zero_optimization"]["stage"] == 2
+    assert paper_config(experiment, ["~deepspeed"]).deepspeed is None
 
 
 @pytest.mark.parametrize("experiment", ["demo", "radgenome", "ctrg"])

@@ -4,6 +4,7 @@ SIGINT / SIGTERM write a checkpoint before the run stops; retention keeps the la
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -47,14 +48,22 @@ def crash_after_checkpoint(monkeypatch, step: int) -> None:
     monkeypatch.setattr(Checkpointer, "save", save_then_crash)
 
 
-def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve(tiny_data, tmp_path, monkeypatch):
-    full = run(tiny_data, tmp_path / "full")
+@pytest.mark.parametrize("order", [[], ["trainer.group_by_length=true"]], ids=["permuted", "grouped-by-length"])
+def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve(
+    tiny_data, tmp_path, monkeypatch, caplog, order
+):
+    with caplog.at_level(logging.INFO, logger="reg2rg.training.trainer"):
+        full = run(tiny_data, tmp_path / "full", *order)
+    assert ("steps grouped by length" in caplog.text) == bool(order)  # the padding it saves is logged
     with monkeypatch.context() as patch:
         crash_after_checkpoint(patch, CRASH_AFTER)
         with pytest.raises(Crash):
-            run(tiny_data, tmp_path / "resumed")
-    resume_with_other_studies(tiny_data, tmp_path)
-    resumed = run(tiny_data, tmp_path / "resumed", "resume=latest")
+            run(tiny_data, tmp_path / "resumed", *order)
+    resume_with_other_studies(tiny_data, tmp_path, order)
+    if order:  # a grouped order resumed without grouping would not continue
+        with pytest.raises(ValueError, match="group by length"):
+            run(tiny_data, tmp_path / "ungrouped", f"resume={tmp_path / 'resumed' / 'checkpoints' / 'checkpoint-4'}")
+    resumed = run(tiny_data, tmp_path / "resumed", *order, "resume=latest")
 
     uninterrupted, continued = logged(full["run_dir"]), logged(resumed["run_dir"])
     assert sorted(uninterrupted) == sorted(continued) == [1, 2, 3, 4, 5, 6]
@@ -76,7 +85,7 @@ def test_a_run_killed_after_a_checkpoint_resumes_on_the_uninterrupted_loss_curve
     assert [config["resume"] for config in settings] == [None, "latest"]  # the first session's settings are kept
 
 
-def resume_with_other_studies(tiny_data: Path, tmp_path: Path) -> None:
+def resume_with_other_studies(tiny_data: Path, tmp_path: Path, order: list[str]) -> None:
     """A checkpoint whose training split held other studies (same count) is refused: the order would not continue."""
     other = tmp_path / "other" / "checkpoint-4"
     shutil.copytree(tmp_path / "resumed" / "checkpoints" / "checkpoint-4", other)
@@ -85,7 +94,7 @@ def resume_with_other_studies(tiny_data: Path, tmp_path: Path) -> None:
     (other / STATE_FILE).write_text(json.dumps({**state, "training_studies": "0" * 64}))
     write_digests(other)  # a checkpoint written so, not one damaged since
     with pytest.raises(ValueError, match="other studies than this run's"):
-        run(tiny_data, tmp_path / "other-run", f"resume={other}")
+        run(tiny_data, tmp_path / "other-run", *order, f"resume={other}")
     assert not (tmp_path / "other-run" / "config.yaml").exists()  # a refused resume records no settings
 
 

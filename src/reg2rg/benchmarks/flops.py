@@ -36,7 +36,10 @@ TERA = 1e12
 def paper_model() -> Reg2RG:
     """Reg2RG at paper geometry on the meta device (shapes only)."""
     with torch.device("meta"):
-        return build_model(PAPER)
+        model = build_model(PAPER)
+    # the chunked loss gathers the labelled positions by value, which meta tensors lack: count the plain loss
+    model.loss_chunk_size = None
+    return model
 
 
 def _count(step) -> float:

@@ -5,9 +5,12 @@ sample's length, the reference padded to 2,048 tokens and spliced by the one-hot
 micro-batch per optimizer step, through plain Accelerate (bf16 on a GPU; DeepSpeed ZeRO-2 partitions
 over processes, on one GPU it only adds its own overhead). For every micro-batch size, with activation
 checkpointing on and then off, each design: seconds per step (median of ``steps`` after ``warmup``),
-samples/s, tokens/s and the peak GPU memory allocated. A configuration that runs out of GPU memory is
-recorded as "OOM" and the larger micro-batches of that design and setting are not tried. The figures
-are written to ``json_path`` after every configuration, so a sweep cut short keeps what it measured.
+samples/s, tokens/s and the peak GPU memory allocated. Ours runs once per ``loss_chunk_sizes`` value
+(``Reg2RG.loss_chunk_size``: the chunked LM-head cross-entropy over that many positions; None: the LLM's
+own loss over the whole batch's logits); the reference computes the LLM's own loss. A configuration that
+runs out of GPU memory is recorded as "OOM" and the larger micro-batches of that design and setting are
+not tried. The figures are written to ``json_path`` after every configuration, so a sweep cut short
+keeps what it measured.
 """
 
 from __future__ import annotations
@@ -29,8 +32,6 @@ from reg2rg.training.distributed import accelerator_session
 from . import step
 from .geometry import GEOMETRIES, Geometry, build_model
 
-DESIGNS = ("ours", "reference")
-
 
 def run(
     geometry: str = "paper",
@@ -38,8 +39,10 @@ def run(
     steps: int = 3,
     warmup: int = 1,
     json_path: str | None = None,
+    loss_chunk_sizes: tuple[int | None, ...] = (None,),
 ) -> dict:
-    """Sweep both designs over ``micro_batches`` x activation checkpointing on/off; returns the figures."""
+    """Sweep both designs over ``micro_batches`` x activation checkpointing on/off (ours also over
+    ``loss_chunk_sizes``); returns the figures."""
     shapes = GEOMETRIES[geometry]
     device, mixed_precision = step.device_and_precision()
     torch.manual_seed(0)
@@ -52,6 +55,7 @@ def run(
         "mixed_precision": mixed_precision,
         "steps": steps,
         "warmup": warmup,
+        "loss_chunk_sizes": list(loss_chunk_sizes),
         "build_seconds": round(time.perf_counter() - start, 1),
         "configurations": [],
     }
@@ -63,10 +67,16 @@ def run(
         )
         for checkpointing in (True, False):
             set_activation_checkpointing(model.llm, checkpointing)
-            for design in DESIGNS:
+            for design, chunk in [("ours", chunk) for chunk in loss_chunk_sizes] + [("reference", None)]:
+                model.loss_chunk_size = chunk
                 out_of_memory_at = None
                 for size in sorted(micro_batches):
-                    row = {"design": design, "micro_batch": size, "activation_checkpointing": checkpointing}
+                    row = {
+                        "design": design,
+                        "loss_chunk_size": chunk,
+                        "micro_batch": size,
+                        "activation_checkpointing": checkpointing,
+                    }
                     if out_of_memory_at is not None:
                         row["outcome"] = f"not tried (OOM at micro-batch {out_of_memory_at})"
                     else:
@@ -127,14 +137,22 @@ def _measure(
 
 
 def _ratios(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Ours' samples/s over the reference's, where both ran."""
-    rate = {(r["design"], r["micro_batch"], r["activation_checkpointing"]): r.get("samples_per_s") for r in rows}
-    return [
-        {
-            "micro_batch": size,
-            "activation_checkpointing": checkpointing,
-            "speedup": round(rate[("ours", size, checkpointing)] / rate[("reference", size, checkpointing)], 2),
-        }
-        for (design, size, checkpointing), value in rate.items()
-        if design == "ours" and value and rate.get(("reference", size, checkpointing))
-    ]
+    """Ours' samples/s (each loss chunk size) over the reference's, where both ran."""
+    reference = {
+        (r["micro_batch"], r["activation_checkpointing"]): r.get("samples_per_s")
+        for r in rows
+        if r["design"] == "reference"
+    }
+    ratios = []
+    for r in rows:
+        theirs = reference.get((r["micro_batch"], r["activation_checkpointing"]))
+        if r["design"] == "ours" and r.get("samples_per_s") and theirs:
+            ratios.append(
+                {
+                    "micro_batch": r["micro_batch"],
+                    "activation_checkpointing": r["activation_checkpointing"],
+                    "loss_chunk_size": r["loss_chunk_size"],
+                    "speedup": round(r["samples_per_s"] / theirs, 2),
+                }
+            )
+    return ratios

@@ -23,6 +23,7 @@ from ..text.parse import RegionReport
 from ..text.prompt import PromptTemplate, TokenLayout
 from ..text.tokenizer import load_tokenizer, setup_tokenizer
 from .llm import LLMConfig, build_llm
+from .lm_loss import chunked_lm_loss
 from .region_tokens import VisualTokenEncoder
 from .splice import Splicer
 
@@ -60,15 +61,21 @@ class Reg2RG(nn.Module):
         frozen_encoder_dropout: bool = False,
         freeze_perceiver: bool = False,
         prompt: PromptTemplate | Mapping[str, Any] | None = None,
+        loss_chunk_size: int | None = 1024,
         trust_remote_code: bool = False,
     ):
         """``trust_remote_code``: let the LLM's and tokenizer's own Python code run (not part of ``config``:
         a checkpoint never switches it on). ``text_format``: "clean" or "official" (``reg2rg.text.collate``).
         ``marker_init``: "vocabulary" (marker rows drawn from the vocabulary's per-dimension mean and std) or
-        "randn" (N(0, 1), as the official code)."""
+        "randn" (N(0, 1), as the official code). ``loss_chunk_size``: the training loss takes the LM head and
+        cross-entropy over this many labelled positions at a time (``reg2rg.models.lm_loss``); None: the
+        LLM's own loss over the whole batch's logits."""
         super().__init__()
         if marker_init not in MARKER_INITS:
             raise ValueError(f"marker_init must be one of {MARKER_INITS}, got {marker_init!r}")
+        if loss_chunk_size is not None and loss_chunk_size < 1:
+            raise ValueError(f"loss_chunk_size must be >= 1 position (or null), got {loss_chunk_size}")
+        self.loss_chunk_size = loss_chunk_size
         llm = llm if isinstance(llm, LLMConfig) else LLMConfig(**llm)
         self.template = prompt if isinstance(prompt, PromptTemplate) else PromptTemplate(**(prompt or {}))
         if tokenizer is None:
@@ -98,6 +105,7 @@ class Reg2RG(nn.Module):
             text_format=text_format,
             marker_init=marker_init,
             prompt=asdict(self.template),
+            loss_chunk_size=loss_chunk_size,
             **encoders,
         )
         self.llm = build_llm(llm, tokenizer, trust_remote_code)
@@ -166,14 +174,26 @@ class Reg2RG(nn.Module):
         targets: Sequence[str] | None = None,
         **llm_kwargs: Any,
     ) -> CausalLMOutputWithPast:
-        """The LM loss on the report tokens (with ``labels``) and the logits, for a training batch.
+        """The LM loss on the report tokens (with ``labels``) and the logits (B, L, vocabulary).
 
-        ``study_ids`` (the collate's metadata, as ``regions`` and ``targets``) only name the studies of an
-        error; ``llm_kwargs`` (e.g. the HF Trainer's ``num_items_in_batch``) go to the LLM.
+        In training mode with ``labels`` and a ``loss_chunk_size``, the loss is computed in chunks of
+        positions and no logits are returned (``logits`` is None). ``study_ids`` (the collate's metadata,
+        as ``regions`` and ``targets``) only name the studies of an error; ``llm_kwargs`` (e.g. the HF
+        Trainer's ``num_items_in_batch``) go to the LLM.
         """
         self._check_length(input_ids.shape[1], study_ids)
         embeds = self.embed(input_ids, region_counts, image, texture, geometry)
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
+        if not (self.training and labels is not None and self.loss_chunk_size is not None):
+            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **llm_kwargs)
+        num_items_in_batch = llm_kwargs.pop("num_items_in_batch", None)
+        causal_lm = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm  # under peft
+        hidden = causal_lm.base_model(  # the decoder without its LM head: (B, L, D)
+            inputs_embeds=embeds, attention_mask=attention_mask, use_cache=False, **llm_kwargs
+        ).last_hidden_state
+        loss = chunked_lm_loss(
+            hidden, causal_lm.get_output_embeddings(), labels, self.loss_chunk_size, num_items_in_batch
+        )
+        return CausalLMOutputWithPast(loss=loss)
 
     def generation_config(
         self,

@@ -22,13 +22,18 @@ def resolve_batching(per_device: int, accumulation: int | None, effective: int |
     """Fill in the accumulation (None: ``effective / (per_device x world_size)``), or check it against ``effective``.
 
     The paper's effective batch is 16; giving ``effective`` and leaving ``accumulation`` None keeps
-    it at 16 on any number of GPUs (1 GPU x 16, 2 x 8, 8 x 2, 16 x 1).
+    it at 16 on any number of GPUs. ``per_device`` is then the largest micro-batch: where
+    ``per_device x world_size`` exceeds ``effective``, each device takes ``effective / world_size``
+    samples. Micro-batch 4: 1 GPU accumulates 4 micro-batches, 2 GPUs 2, 4 GPUs 1; 8 GPUs take
+    micro-batches of 2, 16 GPUs of 1.
     """
     if per_device < 1 or world_size < 1:
         raise ValueError(f"per-device batch and world size must be >= 1, got {per_device} and {world_size}")
     if accumulation is None:
         if effective is None:
             raise ValueError("set trainer.effective_batch_size or trainer.gradient_accumulation_steps")
+        if per_device * world_size > effective and effective % world_size == 0:
+            per_device = effective // world_size  # more devices than the micro-batch needs: smaller micro-batches
         per_pass = per_device * world_size
         if effective % per_pass:
             raise ValueError(

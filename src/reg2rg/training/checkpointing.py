@@ -64,6 +64,7 @@ class TrainingState:
     seed: int
     world_size: int
     training_studies: str = ""  # SHA-256 of the training split's study ids in order ("": not recorded)
+    group_by_length: bool = False  # steps grouped by sequence length (trainer.group_by_length)
     tokens: int = 0
     unreadable: list[str] = field(default_factory=list)  # study ids that failed to load, each time one did
 
@@ -293,9 +294,10 @@ class Checkpointer:
         state = TrainingState.read(directory / STATE_FILE)
         written_with_deepspeed = (directory / DEEPSPEED_TAG).is_dir()
         if written_with_deepspeed != self.deepspeed:
+            fix = "deepspeed=zero2 (DeepSpeed on any number of processes)" if written_with_deepspeed else "~deepspeed"
             raise ValueError(
                 f"{directory} was written {'with' if written_with_deepspeed else 'without'} DeepSpeed; "
-                f"resume it {'with' if written_with_deepspeed else 'without'} a deepspeed config"
+                f"resume it {'with' if written_with_deepspeed else 'without'} DeepSpeed: add the override {fix}"
             )
         if self.deepspeed:
             engine = self.model.checkpoint_engine

@@ -4,6 +4,9 @@ Filled keys: ``train_micro_batch_size_per_gpu``, ``gradient_accumulation_steps``
 (the resolved batching), ``gradient_clipping`` (``trainer.max_grad_norm``) and ``bf16.enabled`` /
 ``fp16.enabled`` (``trainer.mixed_precision``). Any other ``"auto"`` is an error that names its key,
 rather than a value guessed from a model config that Reg2RG (a plain ``nn.Module``) does not have.
+
+``min_processes`` (reg2rg's key, not DeepSpeed's; ``configs/deepspeed/zero2_multi_gpu.yaml``): a run with
+fewer processes trains without DeepSpeed (``deepspeed_for``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,17 @@ from typing import Any
 from .batching import Batching
 
 AUTO = "auto"
+MIN_PROCESSES = "min_processes"
+
+
+def deepspeed_for(selected: Mapping[str, Any] | None, processes: int) -> dict | None:
+    """The DeepSpeed config a run of ``processes`` processes uses, without reg2rg's ``min_processes`` key;
+    None (plain Accelerate) when none is selected or the run has fewer processes than ``min_processes``."""
+    if selected is None:
+        return None
+    config = dict(selected)
+    minimum = config.pop(MIN_PROCESSES, 1)
+    return config if processes >= minimum else None
 
 
 def fill_auto(template: Mapping[str, Any], batching: Batching, max_grad_norm: float, mixed_precision: str) -> dict:

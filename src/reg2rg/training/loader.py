@@ -6,6 +6,12 @@ steps (the few samples left over differ every epoch). Step ``s`` takes the block
 slice ``[(m*W + r)*B : (m*W + r + 1)*B]`` (W processes, B per device). A step therefore sees the same
 samples on any number of GPUs, and resuming at step ``k`` skips indices without reading them.
 Region orders come from the dataset's own (seed, epoch, index) draw: ``set_epoch`` before each epoch.
+
+Grouped by length (``trainer.group_by_length``), the permutation is cut into mega-batches of
+``GROUP_STEPS`` steps; each is sorted by sequence length (longest first) and cut into its steps, and
+the steps of the epoch are shuffled (the same generator, drawn after the permutation). A step's
+samples, and so each micro-batch's, are then of similar length, and a micro-batch pads little. The
+order stays a function of (seed, epoch) and the lengths: resuming continues it exactly.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from .preemption import shield_from_signals
 log = logging.getLogger(__name__)
 
 OVERLENGTH = ("truncate", "skip")
+GROUP_STEPS = 50  # steps per mega-batch sorted by length: long enough to find similar lengths, short enough to mix
 
 
 def studies_digest(data: CachedRegionDataset) -> str:
@@ -65,6 +72,13 @@ def limit_lengths(data: CachedRegionDataset, collate: Reg2RGCollator, policy: st
     return over
 
 
+def sequence_lengths(data: CachedRegionDataset, collate: Reg2RGCollator) -> np.ndarray:
+    """Tokens of each sample's training sequence after the cut to ``collate.max_length``, in index order: (N,).
+    Measured in the canonical region order (a shuffled order may differ by a token or two)."""
+    lengths = np.array(collate.training_lengths([data.text_sample(index) for index in range(len(data))]))
+    return lengths if collate.max_length is None else np.minimum(lengths, collate.max_length)
+
+
 def steps_per_epoch(size: int, batching: Batching) -> int:
     """Whole optimizer steps in an epoch of ``size`` samples; refuses a split smaller than one step."""
     steps = size // batching.effective
@@ -73,11 +87,50 @@ def steps_per_epoch(size: int, batching: Batching) -> int:
     return steps
 
 
-class StepSampler(Sampler[int]):
-    """This process's sample indices for one epoch, from optimizer step ``start_step`` on (module docstring)."""
+def epoch_order(size: int, step_size: int, seed: int, epoch: int, lengths: np.ndarray | None = None) -> np.ndarray:
+    """The sample indices of an epoch's whole steps, step after step: (steps x ``step_size``,).
 
-    def __init__(self, size: int, batching: Batching, rank: int, seed: int, epoch: int, start_step: int = 0):
+    ``lengths`` (``size``,): group the steps by length (module docstring); None: the plain permutation.
+    """
+    generator = np.random.default_rng([seed, epoch])
+    order = generator.permutation(size)[: size // step_size * step_size]
+    if lengths is None:
+        return order
+    steps = []
+    for start in range(0, len(order), GROUP_STEPS * step_size):
+        mega = order[start : start + GROUP_STEPS * step_size]
+        mega = mega[np.argsort(-lengths[mega], kind="stable")]  # longest first
+        steps += np.split(mega, len(mega) // step_size)
+    return np.concatenate([steps[i] for i in generator.permutation(len(steps))])
+
+
+def padding_fraction(lengths: np.ndarray, order: np.ndarray, per_device: int) -> float:
+    """The share of padding among the tokens of ``order``'s micro-batches (its consecutive runs of
+    ``per_device`` samples, as ``StepSampler`` deals them out), each padded to its longest sample."""
+    batches = lengths[order].reshape(-1, per_device)  # (micro-batches, B)
+    return float(1 - batches.sum() / (batches.max(axis=1).sum() * per_device))
+
+
+class StepSampler(Sampler[int]):
+    """This process's sample indices for one epoch, from optimizer step ``start_step`` on (module docstring).
+
+    ``lengths``: each sample's sequence length, to group steps by length; None: no grouping.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        batching: Batching,
+        rank: int,
+        seed: int,
+        epoch: int,
+        start_step: int = 0,
+        lengths: np.ndarray | None = None,
+    ):
+        if lengths is not None and len(lengths) != size:
+            raise ValueError(f"{len(lengths)} sequence lengths for a split of {size} samples")
         self.size = size
+        self.lengths = lengths
         self.batching = batching
         self.rank = rank
         self.seed = seed
@@ -88,7 +141,7 @@ class StepSampler(Sampler[int]):
         self.start_step = start_step
 
     def __iter__(self) -> Iterator[int]:
-        order = np.random.default_rng([self.seed, self.epoch]).permutation(self.size)
+        order = epoch_order(self.size, self.batching.effective, self.seed, self.epoch, self.lengths)
         b, world, step_size = self.batching.per_device, self.batching.world_size, self.batching.effective
         for step in range(self.start_step, self.steps):
             block = order[step * step_size : (step + 1) * step_size]
@@ -138,14 +191,16 @@ def epoch_loader(
     epoch: int,
     start_step: int = 0,
     num_workers: int = 0,
+    lengths: np.ndarray | None = None,
 ) -> DataLoader:
-    """The loader of one epoch: batches of ``(batch, unreadable study ids)`` in the order of ``StepSampler``.
+    """The loader of one epoch: batches of ``(batch, unreadable study ids)`` in the order of ``StepSampler``
+    (grouped by ``lengths`` when given).
 
     Its generator is seeded from (seed, epoch), so creating it draws nothing from the global RNG
     and resuming mid-epoch leaves the model's random state (dropout) exactly where it was.
     """
     dataset.set_epoch(epoch)
-    sampler = StepSampler(len(dataset), batching, rank, seed, epoch, start_step)
+    sampler = StepSampler(len(dataset), batching, rank, seed, epoch, start_step, lengths)
     generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
     return DataLoader(
         MarkedSubstitutes(dataset),

@@ -27,6 +27,7 @@ from reg2rg.models.decoding import decoding_options
 from .batching import resolve_batching
 from .checkpointing import CHECKPOINTS, find_checkpoint
 from .config import build_model, build_tokenizer, dataset, prepare_data, trained_with
+from .deepspeed_config import deepspeed_for
 from .distributed import accelerator_session, from_main_process, shared_path, world_size, write_deepspeed_config
 from .generation import EVALUATION_DIR, generate_and_evaluate
 from .preemption import preemption_flag
@@ -55,7 +56,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer_config.effective_batch_size,
         world_size(),
     )
-    deepspeed = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.deepspeed is not None else None
+    selected = OmegaConf.to_container(cfg.deepspeed, resolve=True) if cfg.deepspeed is not None else None
+    deepspeed = deepspeed_for(selected, batching.world_size)
+    if selected is not None and deepspeed is None:
+        log.info("%d process(es): training without DeepSpeed (deepspeed=zero2 keeps it)", batching.world_size)
     with accelerator_session(
         batching, trainer_config.mixed_precision, trainer_config.max_grad_norm, deepspeed
     ) as accelerator:
@@ -74,7 +78,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 batching.effective,
             )
         prepare_data(cfg, accelerator)
-        train_set = dataset(cfg, "train")
+        train_set = dataset(cfg, "train", compact=True)
         # the main process picks (file listings may lag on shared storage) and tells the others
         resume_dir = from_main_process(
             accelerator, find_checkpoint(cfg.resume, run_dir / CHECKPOINTS) if main else None

@@ -2,8 +2,8 @@
 the run folder that a failed start leaves behind.
 
 ``check_training_start(cfg)`` raises one ``PrerequisitesMissing`` that lists them all: the data (its
-folder or manifest, or the cache when ``prepare_data=false``), DeepSpeed when a ``deepspeed`` config is
-selected, the RadFM weight files, a writable run folder, and what the evaluation after training needs
+folder or manifest, or the cache when ``prepare_data=false``), DeepSpeed when the ``deepspeed`` config
+selected will be used, the RadFM weight files, a writable run folder, and what the evaluation after training needs
 (``reg2rg.evaluation.prerequisites``). ``scripts/train.py`` calls it before DeepSpeed, the data
 preparation or the model start; from a notebook, call it before ``train(cfg)``. Like the launcher,
 this module imports nothing heavy at import time.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import InterpolationResolutionError
 
 from reg2rg.evaluation.prerequisites import PrerequisitesMissing, evaluation_problems, output_folder_problems
+
+from .deepspeed_config import deepspeed_for
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +110,15 @@ def cache_problems(cfg: DictConfig) -> list[str]:
 
 
 def deepspeed_problems(cfg: DictConfig) -> list[str]:
-    """A ``deepspeed`` config needs the package (an optional dependency)."""
-    if cfg.get("deepspeed") is not None and importlib.util.find_spec("deepspeed") is None:
+    """A ``deepspeed`` config that the run will use needs the package (an optional dependency). The run's
+    processes: the launcher's WORLD_SIZE, or ``cpu_processes`` (counted even where a GPU makes it ignored)."""
+    selected = cfg.get("deepspeed")
+    processes = max(int(os.environ.get("WORLD_SIZE", "1")), cfg.get("cpu_processes") or 1)
+    used = selected is not None and deepspeed_for(OmegaConf.to_container(selected), processes) is not None
+    if used and importlib.util.find_spec("deepspeed") is None:
         return [
-            f"a deepspeed config is selected (the paper experiments select deepspeed=zero2), and DeepSpeed "
-            f"is not installed: {DEEPSPEED_FIX}"
+            f"a deepspeed config is selected (the paper experiments select deepspeed=zero2_multi_gpu: ZeRO-2 on "
+            f"2 or more processes), and DeepSpeed is not installed: {DEEPSPEED_FIX}"
         ]
     return []
 

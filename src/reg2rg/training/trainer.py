@@ -24,12 +24,21 @@ from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import get_scheduler
 
+from reg2rg.data.compact import expand_volumes
 from reg2rg.data.dataset import CachedRegionDataset
 from reg2rg.models import Reg2RG
 
 from .batching import Batching
 from .checkpointing import Checkpointer, TrainingState
-from .loader import epoch_loader, limit_lengths, steps_per_epoch, studies_digest
+from .loader import (
+    epoch_loader,
+    epoch_order,
+    limit_lengths,
+    padding_fraction,
+    sequence_lengths,
+    steps_per_epoch,
+    studies_digest,
+)
 from .preemption import PreemptionFlag
 from .throughput import Throughput
 from .tracking import MetricsLog
@@ -61,6 +70,7 @@ class TrainerConfig:
     progress_bar: bool = True
     max_length: int | None = None  # tokens per training sequence; None: the LLM's positions
     overlength: str = "truncate"  # a longer study: truncate | skip (see loader.limit_lengths)
+    group_by_length: bool = False  # steps of studies of similar length: less padding (see loader.epoch_order)
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
@@ -107,6 +117,7 @@ class Trainer:
         self.over_length = limit_lengths(train_set, self.collate, config.overlength, accelerator.is_main_process)
         self.train_set = train_set
         self.batching = batching
+        self.lengths = sequence_lengths(train_set, self.collate) if config.group_by_length else None
         self.seed = seed
         self.metrics = metrics
         self.deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
@@ -140,7 +151,10 @@ class Trainer:
             seed=seed,
             world_size=batching.world_size,
             training_studies=studies_digest(train_set),
+            group_by_length=config.group_by_length,
         )
+        if self.lengths is not None and accelerator.is_main_process:
+            self._log_padding()
         self.grad_norm: float | None = None
         self.last_checkpoint: Path | None = None
         self.stopped_by: signal.Signals | None = None  # the signal that all processes stopped on
@@ -149,12 +163,13 @@ class Trainer:
     def resume(self, directory: Path) -> None:
         """Continue from a checkpoint of the same training studies, batch geometry and seed."""
         state = self.checkpointer.load(directory)
-        expected = (self.steps_per_epoch, self.batching.effective, self.seed)
-        found = (state.steps_per_epoch, state.effective_batch_size, state.seed)
+        expected = (self.steps_per_epoch, self.batching.effective, self.seed, self.config.group_by_length)
+        found = (state.steps_per_epoch, state.effective_batch_size, state.seed, state.group_by_length)
         if found != expected:
             raise ValueError(
-                f"{directory}: (steps per epoch, effective batch, seed) = {found}, but this run has {expected}; "
-                "the data order would not continue. Resume with the same data, trainer.effective_batch_size and seed"
+                f"{directory}: (steps per epoch, effective batch, seed, group by length) = {found}, but this run has "
+                f"{expected}; the data order would not continue. Resume with the same data, "
+                "trainer.effective_batch_size, seed and trainer.group_by_length"
             )
         if state.training_studies and state.training_studies != self.state.training_studies:
             raise ValueError(
@@ -198,13 +213,27 @@ class Trainer:
             self.state.epoch,
             self.state.step_in_epoch,
             self.config.num_workers,
+            self.lengths,
+        )
+
+    def _log_padding(self) -> None:
+        """The share of padding in the first epoch's micro-batches, grouped by length and not."""
+        size, step_size, per_device = len(self.lengths), self.batching.effective, self.batching.per_device
+        grouped = epoch_order(size, step_size, self.seed, 0, self.lengths)
+        plain = epoch_order(size, step_size, self.seed, 0)
+        log.info(
+            "steps grouped by length: %.1f%% of the tokens are padding (%.1f%% without)",
+            100 * padding_fraction(self.lengths, grouped, per_device),
+            100 * padding_fraction(self.lengths, plain, per_device),
         )
 
     def _micro_step(self, batch: dict, unreadable: list[str]) -> None:
         self.window.tokens += int(batch["attention_mask"].sum())
         self.window.unreadable += unreadable
         with self.accelerator.accumulate(self.model):
-            loss = self.model(**send_to_device(batch, self.accelerator.device)).loss
+            # Compact samples cross as integers (pinned, asynchronously) and become float32 on the device.
+            on_device = send_to_device(batch, self.accelerator.device, non_blocking=True)
+            loss = self.model(**expand_volumes(on_device, self.train_set.cfg)).loss
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and self.config.max_grad_norm > 0:
                 norm = self.accelerator.clip_grad_norm_(self.parameters, self.config.max_grad_norm)
