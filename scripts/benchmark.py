@@ -35,7 +35,9 @@ def main() -> None:
     data.add_argument("--workdir", default=None, help="where the temporary dataset goes (needs ~0.2 GB per study)")
     commands.add_parser("flops", help="training FLOPs per sample at LLaMA2-7B geometry: ours vs reference design")
     commands.add_parser("evaluation", help="metric protocol wall time: ours vs the official per-sample approach")
-    training = commands.add_parser("training", help="CPU demo samples/s: one process vs one-thread DDP processes")
+    training = commands.add_parser(
+        "training", help="CPU demo samples/s: one process vs one-thread DDP processes under torchrun"
+    )
     training.add_argument("--steps", type=int, default=300)
     training.add_argument("--processes", type=int, default=2)
     training.set_defaults(script=str(Path(__file__).with_name("train.py")))

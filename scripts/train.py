@@ -1,6 +1,5 @@
 """Train Reg2RG: python scripts/train.py [experiment=demo|radgenome|ctrg] [overrides]  (docs/training.md)"""
 
-import os
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ from omegaconf import DictConfig
 
 from reg2rg.evaluation.prerequisites import PrerequisitesMissing
 from reg2rg.overrides import unknown_keys
-from reg2rg.training.launch import LAUNCHER_PID, run_as_cpu_processes, strip_local_rank
+from reg2rg.training.ranks import strip_local_rank
 from reg2rg.training.startup import check_training_start, remove_failed_start
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -23,15 +22,10 @@ def main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     run_folders = (hydra_cfg.runtime.output_dir, cfg.output_dir)
     try:
-        if LAUNCHER_PID not in os.environ:  # a process that cpu_processes started: its launcher checked
-            check_training_start(cfg)
-        status = run_as_cpu_processes(
-            cfg.cpu_processes, __file__, list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir
-        )
-        if status is None:  # not started as DDP processes from here: train in this process
-            from reg2rg.training import train
+        check_training_start(cfg)
+        from reg2rg.training import train
 
-            status = train(cfg)["exit_code"]  # 128 + the signal when stopped by SIGTERM / SIGINT after a checkpoint
+        status = train(cfg)["exit_code"]  # 128 + the signal when stopped by SIGTERM / SIGINT after a checkpoint
     except PrerequisitesMissing as error:
         remove_failed_start(*run_folders)
         sys.exit(f"train.py: {error}")

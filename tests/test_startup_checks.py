@@ -341,7 +341,6 @@ def test_train_py_failing_inside_train_leaves_no_run_folder(tiny_data, tmp_path)
     done, _ = run_script(
         "train.py",
         *tiny_overrides(tiny_data, None),
-        "cpu_processes=1",
         "trainer.effective_batch_size=3",
         f"hydra.run.dir={tmp_path / 'run'}",
     )

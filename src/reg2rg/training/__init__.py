@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str):
-    """Import torch, accelerate and transformers only when training starts (``launch`` runs before Hydra)."""
+    """Import torch, accelerate and transformers only when training starts (``ranks`` runs before Hydra)."""
     if name == "train":
         from reg2rg.training.run import train
 

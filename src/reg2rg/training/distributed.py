@@ -21,7 +21,7 @@ from accelerate.utils import DeepSpeedPlugin, broadcast_object_list
 
 from .batching import Batching
 from .deepspeed_config import fill_auto
-from .launch import single_process_environment
+from .ranks import single_process_environment
 
 DEEPSPEED_FLAG = "ACCELERATE_USE_DEEPSPEED"  # set by Accelerate when given a DeepSpeed plugin, read by the next one
 
@@ -42,13 +42,13 @@ def accelerator_session(
         plugin = DeepSpeedPlugin(hf_ds_config=fill_auto(deepspeed, batching, max_grad_norm, mixed_precision))
     flag = os.environ.get(DEEPSPEED_FLAG)
     # Accelerate only runs DDP over CPUs (gloo) when told to stay on the CPU: processes without a GPU.
-    cpu_processes = plugin is None and batching.world_size > 1 and not torch.cuda.is_available()
+    ddp_on_cpus = plugin is None and batching.world_size > 1 and not torch.cuda.is_available()
     try:
         yield Accelerator(
             gradient_accumulation_steps=batching.accumulation,
             mixed_precision=mixed_precision,
             deepspeed_plugin=plugin,
-            cpu=cpu_processes,
+            cpu=ddp_on_cpus,
         )
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)

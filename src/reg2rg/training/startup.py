@@ -111,9 +111,9 @@ def cache_problems(cfg: DictConfig) -> list[str]:
 
 def deepspeed_problems(cfg: DictConfig) -> list[str]:
     """A ``deepspeed`` config that the run will use needs the package (an optional dependency). The run's
-    processes: the launcher's WORLD_SIZE, or ``cpu_processes`` (counted even where a GPU makes it ignored)."""
+    processes: the launcher's WORLD_SIZE."""
     selected = cfg.get("deepspeed")
-    processes = max(int(os.environ.get("WORLD_SIZE", "1")), cfg.get("cpu_processes") or 1)
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
     used = selected is not None and deepspeed_for(OmegaConf.to_container(selected), processes) is not None
     if used and importlib.util.find_spec("deepspeed") is None:
         return [
