@@ -15,13 +15,17 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="generate")
 def main(cfg: DictConfig) -> None:
     from reg2rg.evaluation.prerequisites import PrerequisitesMissing, check_evaluation_prerequisites
 
+    if OmegaConf.is_missing(cfg, "checkpoint"):
+        sys.exit(
+            "generate.py: give the checkpoint folder: checkpoint=outputs/train/<name>/<run>/checkpoints/checkpoint-<step>"
+        )
     try:  # generation scores nothing itself: it needs a folder that the predictions can be written to
         check_evaluation_prerequisites([], output_dir=Path(cfg.output).parent, regions=False, output_setting="output")
     except PrerequisitesMissing as error:

@@ -384,3 +384,9 @@ def test_generate_py_checks_its_output_folder_first(tmp_path):
     )
     assert done.returncode != 0
     assert "generate.py: 1 problem(s) to fix before starting" in done.stderr and "output=..." in done.stderr
+
+
+def test_generate_py_without_a_checkpoint_says_what_to_give():
+    done, _ = run_script("generate.py")
+    assert done.returncode == 1 and "give the checkpoint folder: checkpoint=" in done.stderr
+    assert "Traceback" not in done.stderr
