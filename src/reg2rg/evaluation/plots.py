@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from reg2rg.evaluation.length import LengthDistributions
+from reg2rg.files import atomic_path
 
 
 @contextmanager
@@ -24,7 +25,8 @@ def _figure(path: str | Path, size: tuple[float, float]) -> Iterator:
     try:
         yield axis
         figure.tight_layout()
-        figure.savefig(path, format="png")
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, format="png")
     finally:
         plt.close(figure)
 

@@ -14,6 +14,7 @@ from reg2rg.evaluation.cider import CIDER_TOO_FEW
 from reg2rg.evaluation.inputs import GT_COLUMN, ID_COLUMN, PRED_COLUMN, read_predictions
 from reg2rg.evaluation.pipeline import Evaluation, evaluate
 from reg2rg.evaluation.plots import plot_ce, plot_lengths
+from reg2rg.files import atomic_path, atomic_write_bytes
 
 PROTOCOL_NOTES = {
     "reg2rg": "the paper's protocol: region prefixes stripped, per-sample 13a smoothed BLEU, NLTK METEOR, "
@@ -128,16 +129,21 @@ def write_report(evaluation: Evaluation, output_dir: str | Path, source: Path | 
     """Write every output file into ``output_dir`` (created if needed); returns the folder."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "metrics.json").write_text(
-        json.dumps(evaluation.metrics(), indent=2, allow_nan=False), encoding="utf-8"
+    atomic_write_bytes(
+        output_dir / "metrics.json", json.dumps(evaluation.metrics(), indent=2, allow_nan=False).encode("utf-8")
     )
-    (output_dir / "summary.md").write_text(summary_markdown(evaluation, source), encoding="utf-8")
-    for stem, table in all_tables(evaluation).items():
-        table.to_csv(output_dir / f"{stem}.csv")
-    per_sample_frame(evaluation).to_csv(output_dir / "per_sample.csv", index=False)
-    labels_frame(
+    atomic_write_bytes(output_dir / "summary.md", summary_markdown(evaluation, source).encode("utf-8"))
+    labels = labels_frame(
         evaluation.pairs.ids, evaluation.reference_labels, evaluation.predicted_labels, evaluation.labels
-    ).to_csv(output_dir / "labels.csv", index=False)
+    )
+    frames = {
+        **{f"{stem}.csv": (table, True) for stem, table in all_tables(evaluation).items()},
+        "per_sample.csv": (per_sample_frame(evaluation), False),
+        "labels.csv": (labels, False),
+    }
+    for name, (frame, index) in frames.items():
+        with atomic_path(output_dir / name) as path:
+            frame.to_csv(path, index=index)
     plot_lengths(evaluation.lengths, output_dir / LENGTH_PLOT)
     plot_ce(evaluation.ce_table, evaluation.labels, evaluation.labeler, output_dir / CE_PLOT)
     return output_dir

@@ -19,6 +19,8 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState, GradientState
 from accelerate.utils import DeepSpeedPlugin, broadcast_object_list
 
+from reg2rg.files import atomic_write_bytes
+
 from .batching import Batching
 from .deepspeed_config import fill_auto
 from .ranks import single_process_environment
@@ -74,4 +76,4 @@ def write_deepspeed_config(accelerator: Accelerator, path: Path) -> None:
     """The DeepSpeed config this run used, "auto" values filled, for the record."""
     plugin = accelerator.state.deepspeed_plugin
     if plugin is not None:
-        path.write_text(json.dumps(plugin.deepspeed_config, indent=2) + "\n", encoding="utf-8")
+        atomic_write_bytes(path, (json.dumps(plugin.deepspeed_config, indent=2) + "\n").encode("utf-8"))

@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
+from reg2rg.files import atomic_write_bytes
 from reg2rg.visualize.grounding import WARNING, Grounding
 from reg2rg.visualize.palette import PALETTE, UNKNOWN_COLOUR, _text_colour
 
@@ -134,10 +135,10 @@ def save_grounded_report(
     png = _png_bytes(figure, dpi, colours)
     png_path = Path(png_path)
     png_path.parent.mkdir(parents=True, exist_ok=True)
-    png_path.write_bytes(png)
+    atomic_write_bytes(png_path, png)
     if html_path is None:
         return png_path, None
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(grounded_html(figure, png), encoding="utf-8")
+    atomic_write_bytes(html_path, grounded_html(figure, png).encode("utf-8"))
     return png_path, html_path
