@@ -10,8 +10,9 @@ from test_training_helpers import OFFLINE_PAPER, TINY_ENCODERS, TINY_MODEL, comp
 from reg2rg.models import Reg2RG
 from reg2rg.text import train_tokenizer
 from reg2rg.training.batching import resolve_batching
-from reg2rg.training.config import build_model, dataset
+from reg2rg.training.config import build_model
 from reg2rg.training.deepspeed_config import deepspeed_for, fill_auto
+from reg2rg.training.reg2rg_family import dataset
 from reg2rg.training.trainer import TrainerConfig
 
 TINY_GPT2 = "{model_type: gpt2, n_embd: 32, n_layer: 1, n_head: 2, n_positions: 1024}"
@@ -119,8 +120,8 @@ def test_gpt2_decoder_ablation():
 def test_rra_and_lfd_switch_the_data_side(tiny_data):
     on = compose_train([*data_overrides(tiny_data), "output_dir=unused"])
     off = compose_train([*data_overrides(tiny_data), "model.rra=false", "data.lfd=false", "output_dir=unused"])
-    assert dataset(on, "train").shuffle_regions and dataset(on, "train").lfd
-    assert not dataset(off, "train").shuffle_regions and not dataset(off, "train").lfd
+    assert dataset(on, "train", True).shuffle_regions and dataset(on, "train", True).lfd
+    assert not dataset(off, "train", True).shuffle_regions and not dataset(off, "train").lfd
     assert not dataset(on, "valid").shuffle_regions  # evaluation reads the canonical order
 
 
@@ -128,3 +129,12 @@ def test_resume_and_logger_options_compose():
     cfg = compose_train(["output_dir=unused", "logger=none", "resume=latest", "deepspeed=zero2"])
     assert cfg.logger.wandb is None and cfg.resume == "latest" and cfg.deepspeed.zero_optimization.stage == 2
     assert compose_train(["output_dir=unused"]).logger.wandb.project == "reg2rg"
+
+
+def test_an_unknown_family_is_refused_with_the_known_ones():
+    from reg2rg.training.family import family_for
+    from reg2rg.training.reg2rg_family import FAMILY
+
+    assert family_for(compose_train(["output_dir=unused"])) is FAMILY  # the default: Reg2RG
+    with pytest.raises(ValueError, match=r"family='radfm' is not a model family; choose one of \['isrg', 'medregion'"):
+        family_for(compose_train(["output_dir=unused", "family=radfm"]))

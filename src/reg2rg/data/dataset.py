@@ -40,7 +40,7 @@ from torch.utils.data import Dataset
 from reg2rg.constants import REGIONS
 from reg2rg.data.build import read_index
 from reg2rg.data.cache import CachedStudy, precomputed_params
-from reg2rg.data.compact import bins_key
+from reg2rg.data.compact import bins_key, expand_volumes
 from reg2rg.data.prepare import preprocessing_config
 from reg2rg.data.preprocessing import PreprocessConfig
 
@@ -142,6 +142,10 @@ class CachedRegionDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def on_device(self, batch: dict) -> dict:
+        """A collated batch on the device with its compact volumes made float32 (others pass as they are)."""
+        return expand_volumes(batch, self.cfg)
 
     def text_sample(self, index: int) -> dict:
         """The study id, regions (canonical order) and region reports of a sample, without reading its volumes."""

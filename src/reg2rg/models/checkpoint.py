@@ -93,7 +93,8 @@ def save_checkpoint(
             _save_adapter(model.llm, staging / ADAPTER)
         record = {"reg2rg_version": VERSION, "model": model.config, "trained_with": dict(trained_with or {})}
         (staging / CONFIG).write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-        model.tokenizer.save_pretrained(staging)
+        if getattr(model, "tokenizer", None) is not None:  # a family without text has none
+            model.tokenizer.save_pretrained(staging)
         if before_commit is not None:
             before_commit(staging)
         write_digests(staging)
@@ -109,7 +110,7 @@ def adapter_parameter_names(model: Reg2RG) -> set[str]:
     """The LLM's LoRA parameters (``llm.*lora_*``), which the PEFT adapter folder holds; empty without LoRA."""
     from peft import PeftModel
 
-    if not isinstance(model.llm, PeftModel):
+    if not isinstance(getattr(model, "llm", None), PeftModel):  # a family without an LLM has no adapter
         return set()
     return {f"llm.{name}" for name, _ in model.llm.named_parameters() if "lora_" in name}
 

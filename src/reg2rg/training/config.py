@@ -1,4 +1,4 @@
-"""From the Hydra config to the parts of a run: the prepared data, the datasets, the tokenizer and the model."""
+"""From the Hydra config to the parts of a run any family shares: the prepared data, the tokenizer, the model."""
 
 from __future__ import annotations
 
@@ -12,23 +12,23 @@ import torch
 from accelerate import Accelerator
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from reg2rg.data.dataset import CachedRegionDataset, dataset_from_config
-from reg2rg.data.prepare import prepare_dataset
-from reg2rg.models import Reg2RG
-from reg2rg.text import PromptTemplate, load_tokenizer, train_tokenizer
+from reg2rg.text import load_tokenizer, train_tokenizer
 
 from .distributed import from_main_process
-from .startup import TRAIN_SPLIT, splits
+from .family import Family
+from .startup import splits
 
 log = logging.getLogger(__name__)
 
 PREPARE_TIMEOUT = timedelta(hours=24)  # how long the other processes wait for the main one's data preparation
 
 
-def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:
-    """Generate the synthetic data if asked and absent, and bring the cache up to date (main process only).
+def prepare_data(cfg: DictConfig, accelerator: Accelerator, family: Family) -> None:
+    """Bring the family's data up to date for the run's splits (main process only), e.g. generate the synthetic
+    data and build the cache.
 
     The other processes wait for a key in the rendezvous store, up to ``PREPARE_TIMEOUT``: a first build
     of a real cache takes hours, far past a collective's timeout (NCCL: 10 min).
@@ -38,13 +38,12 @@ def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:
     several = accelerator.num_processes > 1
     ready = f"reg2rg/data-prepared/{from_main_process(accelerator, secrets.token_hex(8))}" if several else ""
     if accelerator.is_main_process:
-        for split, report in prepare_dataset(cfg.data, splits(cfg), workers=cfg.data_workers).items():
+        for split, report in family.prepare(cfg, splits(cfg)).items():
             log.info(
-                "%s: %d of %d studies usable in %s (skipped: %s)",
+                "%s: %d of %d studies usable (skipped: %s)",
                 split,
                 report["usable"],
                 report["studies"],
-                cfg.data.cache_dir,
                 report["skipped"] or "none",
             )
         if several:
@@ -56,21 +55,6 @@ def prepare_data(cfg: DictConfig, accelerator: Accelerator) -> None:
 def rendezvous_store() -> torch.distributed.Store:
     """The key-value store the processes met through (torchrun's or the env:// TCPStore)."""
     return torch.distributed.distributed_c10d._get_default_store()
-
-
-def dataset(cfg: DictConfig, split: str, compact: bool = False) -> CachedRegionDataset:
-    """A split of the cache; only training shuffles region orders (with RRA), drawn from (seed, epoch, index).
-    Training reads the reported regions (as the official training); other splits ``data.region_set``.
-    ``compact``: integer samples, for the trainer (it makes them float32 on the device)."""
-    training = split == TRAIN_SPLIT
-    return dataset_from_config(
-        cfg.data,
-        split,
-        shuffle_regions=training and cfg.model.rra,
-        seed=cfg.seed,
-        region_set="reported" if training else None,
-        compact=compact,
-    )
 
 
 def trained_with(cfg: DictConfig) -> dict[str, Any]:
@@ -91,35 +75,28 @@ def trained_with(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def tokenizer_corpus(train_set: CachedRegionDataset, template: PromptTemplate) -> list[str]:
-    """What the LLM reads per training study, the fixed prompt wording included, so that merges follow it."""
-    prompt = f"{template.global_context}{template.instruction}"
-    return [
-        f"{prompt} {template.target(list(reports), list(reports.values()))}"
-        for reports in (entry["region_reports"] for entry in train_set.entries)
-    ]
-
-
 def build_tokenizer(
-    cfg: DictConfig, train_set: CachedRegionDataset, run_dir: Path, resume_dir: Path | None, accelerator: Accelerator
+    cfg: DictConfig, family: Family, train_set: Any, run_dir: Path, resume_dir: Path | None, accelerator: Accelerator
 ) -> PreTrainedTokenizerBase | None:
-    """The run's tokenizer: the checkpoint's when resuming; a new one trained on the training reports when the
-    LLM brings none (the tiny random LLaMA), saved under ``run_dir/tokenizer``; else None (the LLM's own)."""
+    """The run's tokenizer: the checkpoint's when resuming; a new one trained on the family's corpus of the
+    training split when the LLM brings none (the tiny random LLaMA), saved under ``run_dir/tokenizer``; else
+    None (the LLM's own, or a family without text)."""
+    if family.tokenizer_corpus is None:
+        return None
     if resume_dir is not None:
         return load_tokenizer(str(resume_dir))
     if cfg.llm.tokenizer or cfg.llm.name_or_path:
         return None
     saved = run_dir / "tokenizer"
     if accelerator.is_main_process:
-        template = PromptTemplate(**OmegaConf.to_container(cfg.model.prompt, resolve=True))
-        tokenizer = train_tokenizer(tokenizer_corpus(train_set, template), cfg.tokenizer_vocab_size)
+        tokenizer = train_tokenizer(family.tokenizer_corpus(cfg, train_set), cfg.tokenizer_vocab_size)
         tokenizer.save_pretrained(saved)
         log.info("trained a %d-token tokenizer on %d training reports -> %s", len(tokenizer), len(train_set), saved)
     accelerator.wait_for_everyone()
     return load_tokenizer(str(saved))
 
 
-def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase | None) -> Reg2RG:
+def build_model(cfg: DictConfig, tokenizer: PreTrainedTokenizerBase | None) -> nn.Module:
     """``cfg.model`` instantiated (with ``tokenizer`` when given, else the LLM's own); the LLM's own code
     runs only with the ``trust_remote_code=true`` flag."""
     return instantiate(

@@ -20,18 +20,16 @@ from accelerate.utils import set_seed
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from reg2rg.evaluation.report import terminal_summary
 from reg2rg.files import atomic_write_bytes
-from reg2rg.models.decoding import decoding_options
 
 from .batching import resolve_batching
 from .checkpointing import CHECKPOINTS, find_checkpoint
-from .config import build_model, build_tokenizer, dataset, prepare_data, trained_with
+from .config import build_model, build_tokenizer, prepare_data, trained_with
 from .deepspeed_config import deepspeed_for
 from .distributed import accelerator_session, from_main_process, shared_path, world_size, write_deepspeed_config
-from .generation import EVALUATION_DIR, generate_and_evaluate
+from .family import family_for
 from .preemption import preemption_flag
-from .startup import output_dir
+from .startup import TRAIN_SPLIT, output_dir
 from .tracking import MetricsLog
 from .trainer import Trainer, TrainerConfig
 
@@ -49,6 +47,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     ``exit_code`` (0, or 128 + the signal number) and ``metrics`` (the evaluation's metrics.json content
     on the main process, else None).
     """
+    family = family_for(cfg)
     trainer_config: TrainerConfig = instantiate(cfg.trainer)
     batching = resolve_batching(
         trainer_config.per_device_batch_size,
@@ -77,13 +76,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 batching.accumulation,
                 batching.effective,
             )
-        prepare_data(cfg, accelerator)
-        train_set = dataset(cfg, "train", compact=True)
+        prepare_data(cfg, accelerator, family)
+        train_set = family.dataset(cfg, TRAIN_SPLIT, True)
         # the main process picks (file listings may lag on shared storage) and tells the others
         resume_dir = from_main_process(
             accelerator, find_checkpoint(cfg.resume, run_dir / CHECKPOINTS) if main else None
         )
-        tokenizer = build_tokenizer(cfg, train_set, run_dir, resume_dir, accelerator)
+        tokenizer = build_tokenizer(cfg, family, train_set, run_dir, resume_dir, accelerator)
         set_seed(cfg.seed)
         model = build_model(cfg, tokenizer)
         metrics = MetricsLog(run_dir, cfg.logger.wandb, cfg.name, resolved) if main else None
@@ -128,7 +127,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "metrics": None,
     }
     if main and cfg.evaluation.enabled and not stopped_by:
-        result["metrics"] = evaluate(cfg, model, run_dir, checkpoint)
+        result["metrics"] = family.evaluate(cfg, model, run_dir, checkpoint)
     return result
 
 
@@ -143,26 +142,3 @@ def save_config(resolved: dict, run_dir: Path) -> Path:
         os.replace(path, run_dir / f"config.before-resume-{max(kept, default=0) + 1}.yaml")
     atomic_write_bytes(path, text.encode("utf-8"))
     return path
-
-
-def evaluate(cfg: DictConfig, model: Any, run_dir: Path, checkpoint: Path | None) -> dict:
-    """Generate and score the evaluation split; prints the summary tables and returns metrics.json's content."""
-    settings = cfg.evaluation
-    options, used = decoding_options(
-        settings.decoding, OmegaConf.to_container(settings.generation, resolve=True), cfg.llm.get("name_or_path")
-    )
-    log.info("%s; batch size %d; seed %d", used, settings.batch_size, cfg.seed)
-    set_seed(cfg.seed)  # a sampling decoder draws the same reports again
-    evaluation = generate_and_evaluate(
-        model,
-        dataset(cfg, settings.split),
-        run_dir,
-        settings.batch_size,
-        cfg.trainer.num_workers,
-        options,
-        list(settings.protocols),
-        checkpoint,
-        merge_lora=settings.get("merge_lora", True),
-    )
-    print(terminal_summary(evaluation, run_dir / EVALUATION_DIR))
-    return evaluation.metrics()

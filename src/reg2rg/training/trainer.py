@@ -19,14 +19,11 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import DistributedType, gather_object, send_to_device
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 from transformers import get_scheduler
-
-from reg2rg.data.compact import expand_volumes
-from reg2rg.data.dataset import CachedRegionDataset
-from reg2rg.models import Reg2RG
 
 from .batching import Batching
 from .checkpointing import Checkpointer, TrainingState
@@ -102,15 +99,16 @@ class Trainer:
         self,
         config: TrainerConfig,
         accelerator: Accelerator,
-        model: Reg2RG,
-        train_set: CachedRegionDataset,
+        model: nn.Module,
+        train_set: Dataset,
         batching: Batching,
         seed: int,
         checkpoint_dir: Path,
         metrics: MetricsLog | None,
         trained_with: dict[str, Any] | None = None,
     ):
-        """``trained_with``: what every checkpoint records besides the model (``reg2rg.training.config.trained_with``)."""
+        """``model`` and ``train_set`` as ``reg2rg.training.family`` describes them; ``trained_with``: what every
+        checkpoint records besides the model (``reg2rg.training.config.trained_with``)."""
         self.config = config
         self.accelerator = accelerator
         self.collate = model.collator(max_length=config.max_length or model.max_positions)
@@ -173,8 +171,8 @@ class Trainer:
             )
         if state.training_studies and state.training_studies != self.state.training_studies:
             raise ValueError(
-                f"{directory}: its training split held other studies than this run's ({len(self.train_set)} studies "
-                f"in {self.train_set.cache_dir}); the data order would not continue. Resume with the same training split"
+                f"{directory}: its training split held other studies than this run's ({len(self.train_set)} studies); "
+                "the data order would not continue. Resume with the same training split"
             )
         state.world_size = self.batching.world_size
         state.training_studies = self.state.training_studies
@@ -228,12 +226,13 @@ class Trainer:
         )
 
     def _micro_step(self, batch: dict, unreadable: list[str]) -> None:
-        self.window.tokens += int(batch["attention_mask"].sum())
+        if "attention_mask" in batch:  # a text model's batch: count its tokens
+            self.window.tokens += int(batch["attention_mask"].sum())
         self.window.unreadable += unreadable
         with self.accelerator.accumulate(self.model):
             # Compact samples cross as integers (pinned, asynchronously) and become float32 on the device.
             on_device = send_to_device(batch, self.accelerator.device, non_blocking=True)
-            loss = self.model(**expand_volumes(on_device, self.train_set.cfg)).loss
+            loss = self.model(**self.train_set.on_device(on_device)).loss
             self.accelerator.backward(loss)
             if self.accelerator.sync_gradients and self.config.max_grad_norm > 0:
                 norm = self.accelerator.clip_grad_norm_(self.parameters, self.config.max_grad_norm)
