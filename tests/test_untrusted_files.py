@@ -210,7 +210,7 @@ from reg2rg.training.checkpointing import deepspeed_state_classes, read_torch_fi
 
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
 common = ["experiment=radgenome", "data=synthetic", *data_overrides(data), "prepare_data=false", "logger=none",
-          *OFFLINE_PAPER, *TINY_TRAINER, "trainer.max_steps=1"]
+          *OFFLINE_PAPER, *TINY_TRAINER, "trainer.max_steps=1", "deepspeed=zero2"]  # asked for: one process too
 checkpoint = train(compose_train([*common, f"output_dir={{out / 'first'}}"]))["checkpoint"]
 outcome = {{}}
 for file in sorted((checkpoint / "deepspeed").glob("*.pt")):
