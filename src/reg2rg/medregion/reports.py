@@ -1,0 +1,37 @@
+"""Region reports of the testbed phantom, written from its truth in one wording per statement."""
+
+from __future__ import annotations
+
+from reg2rg.medregion.attributes import readable
+
+LOBE_ORDER = ("right_upper_lobe", "right_middle_lobe", "right_lower_lobe", "left_upper_lobe", "left_lower_lobe")
+COUNT_WORDS = ("No", "One", "Two", "Three", "Four", "Five")
+ENLARGED_HEART_ML = 280.0  # summed chamber volume above which the phantom's heart is reported enlarged
+
+
+def lung_report(truth: dict) -> str:
+    """Nodule count and lobes, then the effusion: "Two nodules in the right upper lobe and the left lower lobe."."""
+    count = len(truth["nodules"])
+    lobes = [lobe for lobe in LOBE_ORDER if any(n["location"] == lobe for n in truth["nodules"])]
+    if count == 0:
+        nodules = "No lung nodule."
+    else:
+        places = " and ".join(f"the {readable(lobe)}" for lobe in lobes)
+        nodules = f"{COUNT_WORDS[count]} nodule{'s' if count > 1 else ''} in {places}."
+    effusion = truth["effusion"]
+    pleura = f"{effusion['side'].capitalize()} pleural effusion." if effusion else "No pleural effusion."
+    return f"{nodules} {pleura}"
+
+
+def region_reports(truth: dict) -> dict[str, str]:
+    """{region: report} for the six regions, from a phantom's truth record."""
+    heart_ml = sum(truth["organs_ml"][c] for c in ("left_atrium", "right_atrium", "left_ventricle", "right_ventricle"))
+    cysts = [readable(c["location"]) for c in truth["cysts"]]
+    return {
+        "lung": lung_report(truth),
+        "airway": "Trachea and main bronchi are patent.",
+        "mediastinum": "No mediastinal mass.",
+        "heart": "The heart is enlarged." if heart_ml > ENLARGED_HEART_ML else "Heart size is normal.",
+        "osseous": "No osseous lesion.",
+        "abdomen": " ".join(f"A cyst in the {c}." for c in cysts) or "No abdominal cyst.",
+    }
