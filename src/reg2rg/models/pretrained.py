@@ -8,13 +8,30 @@ something on load raises ``ValueError`` and nothing runs.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
+
+
+def torch_load_safely(path: Path, map_location: Any = "cpu", allowed: Sequence[type] = ()) -> Any:
+    """``torch.load(weights_only=True)``: tensors, Python primitives and the ``allowed`` classes, never code.
+
+    A file that would call anything else raises ``ValueError`` naming the file and what it would have called;
+    a truncated or damaged file raises torch's ``RuntimeError`` / ``EOFError`` for the caller to name.
+    """
+    try:
+        with torch.serialization.safe_globals(list(allowed)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))  # what the file would have called
+        held = f"{found[1]}, not only tensors" if found else "more than tensors"
+        raise ValueError(f"{path}: refusing to unpickle it: it holds {held} (weights_only=True)") from error
 
 
 def read_tensors(path: str | Path) -> dict:
@@ -28,9 +45,7 @@ def read_tensors(path: str | Path) -> dict:
         except SafetensorError as error:
             raise ValueError(f"{path}: not a readable safetensors file ({error})") from error
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise ValueError(f"{path}: refusing to unpickle it: it holds more than tensors (weights_only=True)") from error
+        state = torch_load_safely(path)
     except (RuntimeError, EOFError) as error:  # a truncated or damaged file
         raise ValueError(f"{path}: not a readable torch file ({error})") from error
     if not isinstance(state, Mapping):

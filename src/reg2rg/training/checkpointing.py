@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import random
 import re
 import shutil
@@ -42,6 +41,7 @@ from accelerate import Accelerator
 
 from reg2rg.models import save_checkpoint
 from reg2rg.models.checkpoint import DamagedCheckpointError, load_weights, verify_digests
+from reg2rg.models.pretrained import torch_load_safely
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +203,7 @@ def read_torch_file(path: Path, map_location: Any = "cpu", allowed: Sequence[typ
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: {path.parent} is not a complete training checkpoint")
     try:
-        with torch.serialization.safe_globals(list(allowed)):
-            return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"GLOBAL ([\w.]+)", str(error))  # what the file would have called
-        held = f"{found[1]}, not only tensors" if found else "more than tensors"
-        raise ValueError(f"{path}: refusing to unpickle it: it holds {held} (weights_only=True)") from error
+        return torch_load_safely(path, map_location, allowed)
     except (RuntimeError, EOFError) as error:  # a truncated or damaged file
         raise DamagedCheckpointError(path, f"cannot read it ({error})") from error
 
