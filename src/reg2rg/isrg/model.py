@@ -1,0 +1,151 @@
+"""ISRG-CT: the encoder, the prompt encoder with point refinement, the hybrid token encoder, the mask and
+attribute heads and their synergy, trained with simulated clicks.
+
+Ablations (ISRG-CT Tables 2-3): ``point_refinement`` and ``feature_synergy`` both false is Vanilla; one of them
+true is "+ Point refinement" or "+ Feature synergy"; both true is Full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .attributes import NUM_CLASSES
+from .clicks import random_clicks
+from .encoder import ImageEncoder3D, LayerNorm3d
+from .heads import AttributeHead, MaskHead
+from .losses import attribute_loss, dice_loss
+from .prompts import PromptEncoder, refine_points
+from .synergy import FeatureSynergy
+from .token_encoder import HybridTokenEncoder
+
+
+@dataclass
+class ISRGOutput:
+    """``loss`` (training), and the last click's ``mask_logits`` (B, S, S, S) and ``attribute_logits``."""
+
+    loss: torch.Tensor | None
+    mask_logits: torch.Tensor
+    attribute_logits: list[torch.Tensor]
+
+
+class ISRGModel(nn.Module):
+    def __init__(
+        self,
+        crop_size: int = 32,
+        patch_size: int = 4,
+        dim: int = 64,
+        encoder_dim: int = 64,
+        encoder_depth: int = 4,
+        encoder_heads: int = 4,
+        encoder_mlp_ratio: float = 2.0,
+        window_size: int = 4,
+        global_attn_indexes: tuple[int, ...] = (1, 3),
+        use_rel_pos: bool = False,
+        decoder_depth: int = 2,
+        decoder_heads: int = 4,
+        point_refinement: bool = True,
+        refinement_window: int = 3,
+        refinement_clusters: int = 3,
+        refinement_seed: int = 0,
+        feature_synergy: bool = True,
+        attribute_weight: float = 1.0,
+        train_clicks: int = 3,
+    ):
+        super().__init__()
+        self.config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in locals().items() if k[0] != "_"}
+        del self.config["self"]
+        if crop_size % patch_size:
+            raise ValueError(f"crop_size {crop_size} is not a multiple of patch_size {patch_size}")
+        self.crop_size, self.patch_size, self.grid = crop_size, patch_size, crop_size // patch_size
+        self.point_refinement = point_refinement
+        self.refinement = (refinement_window, refinement_clusters, refinement_seed)
+        self.attribute_weight = attribute_weight
+        self.train_clicks = train_clicks
+        self.encoder = ImageEncoder3D(
+            crop_size,
+            patch_size,
+            1,
+            encoder_dim,
+            encoder_depth,
+            encoder_heads,
+            encoder_mlp_ratio,
+            dim,
+            window_size,
+            tuple(global_attn_indexes),
+            use_rel_pos,
+        )
+        self.prompt_encoder = PromptEncoder(dim, crop_size)
+        # previous mask logits (B, 1, S, S, S) -> a dense prompt on the feature grid (B, dim, g, g, g)
+        self.mask_downscaling = nn.Sequential(
+            nn.Conv3d(1, dim // 4, patch_size // 2, stride=patch_size // 2),
+            LayerNorm3d(dim // 4),
+            nn.GELU(),
+            nn.Conv3d(dim // 4, dim, 2, stride=2),
+        )
+        self.no_mask_embedding = nn.Parameter(torch.zeros(dim))
+        self.iou_token = nn.Parameter(torch.randn(dim) * 0.02)
+        self.mask_token = nn.Parameter(torch.randn(dim) * 0.02)
+        self.token_encoder = HybridTokenEncoder(dim, decoder_depth, decoder_heads)
+        self.mask_head = MaskHead(dim, decoder_heads, self.grid, patch_size)
+        self.attribute_head = AttributeHead(dim, decoder_heads, self.grid, NUM_CLASSES)
+        self.synergy = FeatureSynergy(dim, decoder_heads) if feature_synergy else None
+
+    max_positions = None  # no token sequence: the trainer's length limits do not apply
+
+    def persistent_parameters(self) -> dict[str, torch.Tensor]:
+        """Everything a checkpoint keeps: all parameters and buffers (the Fourier matrix)."""
+        return dict(self.state_dict())
+
+    def decode(
+        self,
+        embeddings: torch.Tensor,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        previous_logits: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Image embeddings (B, C, g, g, g), clicks (B, P, 3) voxels with labels (B, P), the previous mask logits
+        (B, S, S, S) or None -> (mask logits (B, S, S, S), [attribute logits (B, classes)])."""
+        if self.point_refinement:
+            refined, refined_labels = refine_points(embeddings, points, labels, self.patch_size, *self.refinement)
+            points, labels = torch.cat([points, refined], 1), torch.cat([labels, refined_labels], 1)
+        b, c = embeddings.shape[:2]
+        prompts = self.prompt_encoder(points, labels)  # (B, P, C)
+        fixed = torch.stack([self.iou_token, self.mask_token]).expand(b, -1, -1)
+        tokens = torch.cat([fixed, prompts], dim=1)  # (B, 2 + P, C)
+        if previous_logits is None:
+            dense = self.no_mask_embedding.view(1, c, 1, 1, 1)
+        else:
+            dense = self.mask_downscaling(previous_logits[:, None])
+        image = (embeddings + dense).flatten(2).transpose(1, 2)  # (B, N, C)
+        image_pe = self.prompt_encoder.positions.grid(self.grid).flatten(1).T[None]  # (1, N, C)
+        tokens, image = self.token_encoder(tokens, image, tokens, image_pe)
+        mask_features = self.mask_head.features(tokens, image, tokens, image_pe)
+        attribute_features = self.attribute_head.features(tokens, image, image_pe)
+        if self.synergy is not None:
+            mask_features, attribute_features = self.synergy(mask_features, attribute_features)
+        return self.mask_head.logits(mask_features), self.attribute_head.logits(attribute_features)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, attributes: torch.Tensor | None = None) -> ISRGOutput:
+        """Train on ``train_clicks`` simulated clicks: the first on the lesion, each next one on an error of the
+        previous prediction. image (B, 1, S, S, S) normalised, mask (B, S, S, S), attributes (B, 5) class
+        indices. The loss is the mean over clicks of Dice + attribute_weight * cross-entropy."""
+        target = mask.bool()
+        embeddings = self.encoder(image)
+        points = torch.zeros(len(image), 0, 3, dtype=torch.long, device=image.device)
+        labels = torch.zeros(len(image), 0, dtype=torch.long, device=image.device)
+        prediction, previous, losses = torch.zeros_like(target), None, []
+        for _ in range(self.train_clicks):
+            click, positive = random_clicks(prediction.cpu(), target.cpu())
+            points = torch.cat([points, click[:, None].to(image.device)], 1)
+            labels = torch.cat([labels, positive[:, None].long().to(image.device)], 1)
+            logits, attribute_logits = self.decode(embeddings, points, labels, previous)
+            loss = dice_loss(logits, target)
+            if attributes is not None:
+                loss = loss + self.attribute_weight * attribute_loss(attribute_logits, attributes)
+            losses.append(loss)
+            previous = logits.detach()
+            prediction = previous > 0
+        return ISRGOutput(torch.stack(losses).mean(), logits, attribute_logits)
