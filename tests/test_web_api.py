@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from test_web_helpers import FakeLesionSession, study_folder, write_data
+from test_web_helpers import study_folder, write_data
 
 from reg2rg.data.cache import CachedStudy
 from reg2rg.visualize.ras import VIEWS, _display
@@ -22,15 +22,15 @@ from reg2rg.web.slices import voxel_at
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("web-api")
-    cache, checkpoint = write_data(root)
-    return root, cache, checkpoint
+    return root, *write_data(root)
 
 
-def make_client(data, lesion: bool = True, **overrides) -> tuple[TestClient, ServeSettings]:
-    root, cache, checkpoint = data
+def make_client(data, lesion_sessions=None, **overrides) -> tuple[TestClient, ServeSettings]:
+    """A client of the app on the tiny data; lesion mode with the ISRG-CT checkpoint unless overridden."""
+    root, cache, checkpoint, isrg = data
     options = dict(data=cache, data_roots=[root / "data"], work_dir=root / "work", checkpoint=checkpoint)
-    settings = ServeSettings(**{**options, "max_new_tokens": 24, **overrides})
-    return TestClient(create_app(settings, FakeLesionSession if lesion else None)), settings
+    settings = ServeSettings(**{**options, "isrg_checkpoint": isrg, "max_new_tokens": 24, **overrides})
+    return TestClient(create_app(settings, lesion_sessions)), settings
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_the_page_and_its_files_are_served(client):
 
 
 def test_a_cache_study_opens_with_its_views_regions_and_references(client, data):
-    _, cache, _ = data
+    cache = data[1]
     study = open_first(client, cache)
     with CachedStudy(next((cache / "studies").glob(f"{study['study_id']}.npz"))) as cached:
         regions = cached.regions
@@ -79,7 +79,7 @@ def test_a_cache_study_opens_with_its_views_regions_and_references(client, data)
 
 
 def test_window_presets_and_masks_change_the_pixels_they_should(client, data):
-    _, cache, _ = data
+    cache = data[1]
     study = open_first(client, cache)
     url = f"/api/study/{study['key']}/slice/coronal/{study['slices']['coronal']}.png"
     plain = png(client.get(url, params={"regions": False, "window": "lung"}))
@@ -111,7 +111,7 @@ def test_a_pixel_maps_back_to_the_voxel_it_shows():
 
 
 def test_a_nifti_study_folder_opens_and_can_be_reported_on(client, data):
-    root, cache, _ = data
+    root, cache = data[:2]
     folder = study_folder(cache, root / "data" / "nifti_study")
     listed = client.get("/api/studies", params={"path": str(folder)}).json()["studies"]
     assert listed == [{"split": "study", "study_id": next(folder.glob("*.nii.gz")).name.split(".")[0]}]
@@ -138,7 +138,7 @@ def test_paths_outside_the_data_roots_are_refused(client, data, path):
 
 
 def test_a_missing_path_and_an_unknown_study_are_named(client, data):
-    root, cache, _ = data
+    root, cache = data[:2]
     missing = client.get("/api/studies", params={"path": str(root / "data" / "nothing")})
     assert missing.status_code == 400 and "does not exist" in missing.json()["detail"]
     unknown = client.post("/api/open", json={"path": str(cache), "split": "valid", "study_id": "no_such"})
@@ -156,7 +156,7 @@ def synthetic_volume(cache, study_id: str = "*") -> tuple[np.ndarray, np.ndarray
 
 
 def test_an_uploaded_volume_opens_and_takes_region_masks(client, data):
-    _, cache, _ = data
+    cache = data[1]
     volume, affine = synthetic_volume(cache)
     response = client.post("/api/upload", params={"name": "my scan.nii.gz"}, content=nifti_bytes(volume, affine))
     assert response.status_code == 200, response.text
@@ -202,7 +202,7 @@ def test_an_upload_over_the_cap_is_refused_and_not_kept(data):
 
 
 def test_a_mask_on_another_grid_is_refused(client, data):
-    _, cache, _ = data
+    cache = data[1]
     volume, affine = synthetic_volume(cache)
     study = client.post("/api/upload", params={"name": "scan.nii.gz"}, content=nifti_bytes(volume, affine)).json()
     wrong = np.ones(tuple(n - 2 for n in volume.shape), dtype=np.uint8)
@@ -242,7 +242,7 @@ def test_a_cancelled_generation_stops_at_the_next_step(data):
     from reg2rg.visualize import open_study
     from reg2rg.web.jobs import ReportGenerator
 
-    _, cache, checkpoint = data
+    _, cache, checkpoint, _ = data
     generator = ReportGenerator(checkpoint, max_new_tokens=200)
     steps = []
 
@@ -269,7 +269,7 @@ def test_a_second_generation_waits_for_the_first(data):
     from reg2rg.visualize import open_study
     from reg2rg.web.jobs import Busy, ReportGenerator
 
-    _, cache, checkpoint = data
+    _, cache, checkpoint, _ = data
     generator = ReportGenerator(checkpoint, max_new_tokens=8)
     release = threading.Event()
 
@@ -292,58 +292,92 @@ def test_a_second_generation_waits_for_the_first(data):
 # ----------------------------------------------------------------------------- lesion mode
 
 
-def test_lesion_clicks_masks_undo_reset_and_exports(client, data):
-    _, cache, _ = data
+def recording_sessions(checkpoint) -> tuple[list, object]:
+    """(the sessions opened so far, a factory of real ISRG-CT sessions that records them)."""
+    from reg2rg.isrg.session import InteractiveSession, load_isrg_model
+
+    model, opened = load_isrg_model(checkpoint), []
+
+    def open_session(volume, affine):
+        opened.append(InteractiveSession(model, volume, affine))
+        return opened[-1]
+
+    return opened, open_session
+
+
+def world(affine: np.ndarray, voxels: np.ndarray) -> np.ndarray:
+    """(N, 3) voxel indices -> (N, 3) world mm."""
+    return (affine @ np.c_[voxels, np.ones(len(voxels))].T)[:3].T
+
+
+def test_lesion_clicks_masks_undo_reset_and_exports(data):
+    from reg2rg.isrg.attributes import ATTRIBUTES
+
+    cache, isrg = data[1], data[3]
+    opened, open_session = recording_sessions(isrg)
+    client, _ = make_client(data, open_session)
     study = open_first(client, cache)
     key, index = study["key"], study["slices"]["axial"]
     axial = study["views"]["axial"]
     click = {"view": "axial", "index": index, "row": axial["rows"] // 2, "col": axial["cols"] // 2}
     first = client.post(f"/api/study/{key}/lesion/click", json=click).json()
-    session = FakeLesionSession.opened[-1]
+    [session] = opened
     voxel = first["points"][0]["voxel"]
-    assert session.points == [((voxel[2], voxel[1], voxel[0]), True)]  # (z, y, x) for the session
-    assert first["voxels"] > 0 and first["attributes"]["size"]["probabilities"] == {"small": 0.7, "large": 0.3}
-    assert first["report"] == f"A small lesion of {first['voxels']} voxels." and first["seconds"] >= 0
+    assert session.result.clicks == [{"z": voxel[2], "y": voxel[1], "x": voxel[0], "positive": True}]
+    assert first["voxels"] == int(session.result.mask.sum()) > 0  # the mask head calls everything lesion
+    assert set(first["attributes"]) == set(ATTRIBUTES) and first["report"] == session.result.report
+    for name, value in first["attributes"].items():
+        probabilities = value["probabilities"]
+        assert set(probabilities) == set(ATTRIBUTES[name]) and abs(sum(probabilities.values()) - 1) < 1e-3
+        assert value["label"] == max(probabilities, key=probabilities.get)
     for view, axis in VIEWS.items():  # the mask shows in all three views through the clicked voxel
         drawn = png(client.get(f"/api/study/{key}/slice/{view}/{voxel[axis]}.png", params={"regions": False}))
         assert ((drawn[..., 0] > 200) & (drawn[..., 1] < 60)).any(), view  # the lesion's red outline
 
-    # The session's volume and affine place each voxel where the source NIfTI has it.
+    # The session's volume and affine put each voxel where the source NIfTI has it.
     source, source_affine = synthetic_volume(cache, study["study_id"])
     zyx = np.argwhere(session.volume > -1000)[::97]
-    world = session.affine @ np.c_[zyx, np.ones(len(zyx))].T
-    at_source = np.rint(np.linalg.inv(source_affine) @ world)[:3].astype(int)
-    assert np.array_equal(session.volume[tuple(zyx.T)], source[tuple(at_source)])
+    at_source = np.rint(world(np.linalg.inv(source_affine) @ session.affine, zyx)).astype(int)
+    assert np.array_equal(session.volume[tuple(zyx.T)], source[tuple(at_source.T)])
 
-    negative = client.post(f"/api/study/{key}/lesion/click", json={**click, "positive": False}).json()
-    assert negative["voxels"] == 0 and [p["positive"] for p in negative["points"]] == [True, False]
+    second = client.post(f"/api/study/{key}/lesion/click", json={**click, "col": click["col"] + 1, "positive": False})
+    assert [p["positive"] for p in second.json()["points"]] == [True, False]
     undone = client.post(f"/api/study/{key}/lesion/undo").json()
-    assert undone["voxels"] == first["voxels"] and len(undone["points"]) == 1
+    assert undone["voxels"] == first["voxels"] and len(undone["points"]) == 1 and len(session.result.clicks) == 1
 
-    # The exported mask lies on the source grid, with the session's mask's voxels at the same places.
+    # The exported mask lies on the source grid, holding the session's mask's voxels at the same places.
     exported = client.get(f"/api/study/{key}/lesion/mask.nii.gz")
-    assert (
-        exported.status_code == 200 and f"{study['study_id']}_lesion.nii.gz" in exported.headers["content-disposition"]
-    )
+    assert f"{study['study_id']}_lesion.nii.gz" in exported.headers["content-disposition"]
     image = nib.Nifti1Image.from_bytes(gzip.decompress(exported.content))
     assert image.shape == source.shape and np.allclose(image.affine, source_affine)
-    lesion = np.argwhere(session.undo_result.mask)
-    world = session.affine @ np.c_[lesion, np.ones(len(lesion))].T
+    lesion = np.argwhere(session.result.mask)
     expected = np.zeros(source.shape, dtype=np.uint8)
-    expected[tuple(np.rint(np.linalg.inv(source_affine) @ world)[:3].astype(int))] = 1
+    expected[tuple(np.rint(world(np.linalg.inv(source_affine) @ session.affine, lesion)).astype(int).T)] = 1
     assert np.array_equal(np.asarray(image.dataobj), expected)
 
     report = client.get(f"/api/study/{key}/lesion/report.json").json()
-    assert report["report"] == first["report"] and report["study_id"] == study["study_id"]
+    assert report["report"] == first["report"] and report["attributes"] == first["attributes"]
+    assert report["study_id"] == study["study_id"]
     assert client.get(f"/api/study/{key}/lesion/report.txt").text == first["report"]
     reset = client.post(f"/api/study/{key}/lesion/reset").json()
-    assert reset["points"] == [] and reset["voxels"] == 0
+    assert reset["points"] == [] and reset["voxels"] == 0 and session.result is None
     none_yet = client.get(f"/api/study/{key}/lesion/mask.nii.gz")
     assert none_yet.status_code == 400 and "click on the lesion first" in none_yet.json()["detail"]
 
 
+def test_a_click_answers_within_a_second_on_the_cpu(client, data):
+    study = open_first(client, data[1])
+    axial = study["views"]["axial"]
+    click = {"view": "axial", "index": study["slices"]["axial"], "row": axial["rows"] // 2, "col": axial["cols"] // 2}
+    for _ in range(3):  # the first click also encodes the crop
+        start = time.perf_counter()
+        response = client.post(f"/api/study/{study['key']}/lesion/click", json=click)
+        assert response.status_code == 200 and time.perf_counter() - start < 1.0
+        assert 0 <= response.json()["seconds"] < 1.0
+
+
 def test_lesion_mode_without_a_model_says_how_to_get_one(data):
-    client, _ = make_client(data, lesion=False)
+    client, _ = make_client(data, isrg_checkpoint=None)
     study = open_first(client, data[1])
     response = client.post(
         f"/api/study/{study['key']}/lesion/click", json={"view": "axial", "index": 0, "row": 0, "col": 0}

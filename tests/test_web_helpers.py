@@ -1,75 +1,44 @@
-"""What the web page's tests share: a tiny synthetic cache and report model, and a stand-in lesion session.
+"""What the web page's tests share: a tiny synthetic cache, a tiny Reg2RG and a tiny ISRG-CT checkpoint.
 
-``FakeLesionSession`` keeps ISRG-CT's ``InteractiveSession`` contract (click, undo, reset; results with
-``.mask`` (z, y, x), ``.attributes`` and ``.report``) with a rule instead of a model: the mask is the voxels
-within 2 voxels of a positive click and not within 2 of a negative one. It tests the page's plumbing (click
-geometry, overlays, exports), not a segmentation.
+The ISRG-CT model has random weights except its mask head, set to call every voxel lesion (the hypernetwork
+gives each upscaled channel the weight 1, and a channel sum of GELU(LayerNorm(x)) is never negative). A
+session's mask is then the whole crop cube around the first click, so the tests know where the mask must be;
+the attributes and the report come from the model's own random heads.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
+import torch
 from test_model_helpers import VOLUME, tiny_model
 from test_visualize import synthetic_cache
 
 from reg2rg.data.preprocessing import PreprocessConfig
 
-RADIUS = 2  # voxels
+
+def lesion_everywhere_checkpoint(directory: Path) -> Path:
+    from reg2rg.isrg.model import ISRGModel
+    from reg2rg.models import save_checkpoint
+
+    torch.manual_seed(0)
+    model = ISRGModel()  # crop 32, dim 64: the defaults
+    with torch.no_grad():
+        model.mask_head.hypernetwork[-1].weight.zero_()
+        model.mask_head.hypernetwork[-1].bias.fill_(1.0)
+    return save_checkpoint(model, directory)
 
 
-@dataclass
-class FakeResult:
-    mask: np.ndarray  # bool (z, y, x)
-    attributes: dict
-    report: str
-
-
-class FakeLesionSession:
-    opened: list[FakeLesionSession] = []  # every session made, for the tests to look into
-
-    def __init__(self, volume: np.ndarray, affine: np.ndarray):
-        self.volume, self.affine = volume, affine  # (z, y, x) HU, its affine
-        self.points: list[tuple[tuple[int, int, int], bool]] = []
-        self.undo_result: FakeResult | None = None
-        FakeLesionSession.opened.append(self)
-
-    def _result(self) -> FakeResult | None:
-        if not self.points:
-            return None
-        grid = np.indices(self.volume.shape)
-        mask = np.zeros(self.volume.shape, dtype=bool)
-        for point, positive in self.points:
-            near = sum((g - p) ** 2 for g, p in zip(grid, point)) <= RADIUS**2
-            mask = mask | near if positive else mask & ~near
-        size = "small" if mask.sum() < 60 else "large"
-        attributes = {"size": {"label": size, "probabilities": {"small": 0.7, "large": 0.3}}}
-        return FakeResult(mask, attributes, f"A {size} lesion of {int(mask.sum())} voxels.")
-
-    def click(self, z: int, y: int, x: int, positive: bool = True) -> FakeResult:
-        self.points.append(((z, y, x), positive))
-        return self._result()
-
-    def undo(self) -> FakeResult | None:
-        self.points.pop()
-        self.undo_result = self._result()
-        return self.undo_result
-
-    def reset(self) -> None:
-        self.points = []
-
-
-def write_data(root: Path) -> tuple[Path, Path]:
-    """(a tiny synthetic cache, a checkpoint of a tiny random Reg2RG recorded as trained at its settings)."""
+def write_data(root: Path) -> tuple[Path, Path, Path]:
+    """(a tiny synthetic cache, a tiny random Reg2RG recorded as trained at its settings, an ISRG-CT checkpoint)."""
     from reg2rg.models import save_checkpoint
 
     cache = synthetic_cache(root / "data")
     trained = {"data": {"preprocessing": asdict(PreprocessConfig(target_size=VOLUME)), "lfd": True}}
     checkpoint = save_checkpoint(tiny_model(), root / "checkpoint", trained_with=trained)
-    return cache, checkpoint
+    return cache, checkpoint, lesion_everywhere_checkpoint(root / "isrg")
 
 
 def study_folder(cache: Path, folder: Path) -> Path:
