@@ -9,10 +9,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import Dinov2Config, Dinov2Model
 
-from reg2rg.medregion.mask_extractor import MaskDrivenExtractor, mask_weights, r2_pool
+from reg2rg.medregion.mask_extractor import MaskDrivenExtractor, mask_weights
 from reg2rg.medregion.r2_pooling import (
     global_tokens,
     pooled_grid,
+    r2_pool,
     region_tokens,
     representative_slices,
     uniform_slices,
@@ -93,6 +94,7 @@ def test_paper_settings_give_356_vision_tokens():
     slices_chosen = representative_slices(masks)
     tokens = torch.cat([global_tokens(features.tokens), region_tokens(features.tokens, slices_chosen).flatten(1, 2)], 1)
     assert tokens.shape == (1, 356, 32)
+    assert torch.equal(r2_pool(features.tokens, slices_chosen), tokens)
     assert pooled_grid(18, 18, 6) == (9, 6)
 
 
@@ -117,7 +119,7 @@ def test_mask_extractor_gives_two_tokens_per_mask():
     depth, grid = 4, (6, 6)
     masks = torch.zeros(1, 2, depth, 12, 12)
     masks[0, 0, 1, :6, :6] = 1
-    slices = representative_slices(masks).clamp(min=0)
+    slices = representative_slices(masks)
     weights = mask_weights(masks, slices, grid)
     assert weights.shape == (1, 2, depth + 36)
     # The global part: each slice's mask share (slice 1: 6 x 6 of 12 x 12 pixels). Region 1 has no mask: zeros.

@@ -12,24 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reg2rg.medregion.r2_pooling import global_tokens, pool_slices, take_slices
-
-
-def r2_pool(grids: torch.Tensor, slices: torch.Tensor) -> torch.Tensor:
-    """(B, D, h, w, C) token grids and (B, s) chosen slices (>= 0) -> (B, D + T, C): global then region tokens."""
-    factor = slices.shape[1]
-    chosen = take_slices(grids, slices).flatten(0, 1)  # (B*s, h, w, C)
-    region = pool_slices(chosen, factor).unflatten(0, slices.shape).flatten(1, 2)  # (B, T, C)
-    return torch.cat([global_tokens(grids), region], dim=1)
+from reg2rg.medregion.r2_pooling import r2_pool
 
 
 def mask_weights(masks: torch.Tensor, slices: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, R, D, H, W) masks in {0, 1}, (B, s) chosen slices and the (h, w) token grid -> (B, R, D + T): the
-    masks tokenized by R² pooling (each value the mask's share of its tokens' pixels)."""
+    """(B, R, D, H, W) masks in {0, 1}, (B, s) chosen slices (-1: none) and the (h, w) token grid -> (B, R, D + T):
+    the masks tokenized by R² pooling (each value the mask's share of its tokens' pixels)."""
     batch, regions, depth, height, width = masks.shape
     cells = F.adaptive_avg_pool2d(masks.float().reshape(-1, height, width), grid)  # (B*R*D, h, w)
     cells = cells.reshape(batch, regions, depth, *grid).transpose(1, 2)  # (B, D, h, w) per region: (B, D, h, w, R)
-    pooled = r2_pool(cells.permute(0, 1, 3, 4, 2), slices.clamp(min=0))  # (B, D + T, R)
+    pooled = r2_pool(cells.permute(0, 1, 3, 4, 2), slices)  # (B, D + T, R)
     return pooled.transpose(1, 2)
 
 

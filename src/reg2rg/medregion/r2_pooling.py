@@ -65,3 +65,9 @@ def region_tokens(tokens: torch.Tensor, slices: torch.Tensor) -> torch.Tensor:
     chosen = take_slices(tokens, slices.clamp(min=0))
     pooled = pool_slices(chosen.flatten(0, 1), factor).unflatten(0, chosen.shape[:2])  # (B, s, T/s, C)
     return pooled * (slices >= 0)[:, :, None, None].to(pooled.dtype)
+
+
+def r2_pool(grids: torch.Tensor, slices: torch.Tensor) -> torch.Tensor:
+    """(B, D, h, w, C) token grids and (B, s) chosen slices (-1: none) -> (B, D + T, C): the D global tokens, then
+    the T region tokens (zeros for a slice of -1)."""
+    return torch.cat([global_tokens(grids), region_tokens(grids, slices).flatten(1, 2)], dim=1)

@@ -41,10 +41,17 @@ def load_rad_dino(folder: str | Path) -> Dinov2Model:
     return freeze(model)
 
 
-def tiny_dinov2(hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> Dinov2Model:
-    """A random, frozen DINOv2 ViT/14 of ``layers`` x ``hidden_size`` for CPU runs (weights from ``seed``)."""
+def tiny_dinov2(
+    hidden_size: int = 32, layers: int = 2, heads: int = 2, seed: int = 0, image_size: int = 256
+) -> Dinov2Model:
+    """A random, frozen DINOv2 ViT/14 of ``layers`` x ``hidden_size`` for CPU runs (weights from ``seed``), its
+    position embeddings made for ``image_size`` pixels (no interpolation at that size)."""
     config = Dinov2Config(
-        hidden_size=hidden_size, num_hidden_layers=layers, num_attention_heads=heads, image_size=518, patch_size=14
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        image_size=image_size,
+        patch_size=14,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)

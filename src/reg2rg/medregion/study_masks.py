@@ -63,7 +63,7 @@ def read_mask_folder(volume_path: str | Path, mask_dir: str | Path, max_voxels: 
         raise StudyError(folder, "no .nii.gz or .nii mask in this folder", kind="missing_mask")
     study = StudyMasks(spacing=volume.spacing)
     for path in files:
-        mask = _mask_on_grid(path, volume, max_voxels)
+        mask = read_mask_on_grid(path, volume, max_voxels)
         name = mask_name(path)
         lesion = lesion_of(name)
         if lesion is None:
@@ -103,7 +103,8 @@ def write_attributes(path: str | Path, attributes: dict) -> None:
     atomic_write_bytes(path, (json.dumps(attributes, indent=2) + "\n").encode("utf-8"))
 
 
-def _mask_on_grid(path: Path, volume: Volume, max_voxels: int) -> np.ndarray:
+def read_mask_on_grid(path: Path, volume: Volume, max_voxels: int = MAX_VOXELS) -> np.ndarray:
+    """bool (X, Y, Z): the non-zero voxels of a mask file on ``volume``'s grid (else a ``grid_mismatch`` error)."""
     array, affine = read_nifti(path, max_voxels)
     _require_grid(path, array.shape, affine, volume)
     return array != 0
