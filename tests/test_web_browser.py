@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_web_helpers import write_data
+from test_web_helpers import click_places, write_data
 
 from reg2rg.web.app import ServeSettings, create_app
 
@@ -60,19 +60,26 @@ def npm_chromium(tried: list[str]) -> str | None:
     return str(binary) if binary.is_file() else None
 
 
+def launch_chromium(playwright, tried: list[str]):
+    """A headless Chromium (see the module's docstring), or None; ``tried`` collects why each way failed."""
+    from playwright.sync_api import Error
+
+    try:
+        return playwright.chromium.launch()
+    except Error as error:
+        tried.append(f"Playwright's Chromium: {str(error).splitlines()[0]}")
+    executable = os.environ.get("REG2RG_CHROMIUM") or npm_chromium(tried)
+    return None if executable is None else playwright.chromium.launch(executable_path=executable, args=SPARTICUZ_ARGS)
+
+
 @pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e .[dev]")
     tried: list[str] = []
     with sync_api.sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch()
-        except sync_api.Error as error:
-            tried.append(f"Playwright's Chromium: {str(error).splitlines()[0]}")
-            executable = os.environ.get("REG2RG_CHROMIUM") or npm_chromium(tried)
-            if executable is None:
-                pytest.skip("no headless Chromium could be installed; tried: " + "; ".join(tried))
-            launched = playwright.chromium.launch(executable_path=executable, args=SPARTICUZ_ARGS)
+        launched = launch_chromium(playwright, tried)
+        if launched is None:
+            pytest.skip("no headless Chromium could be installed; tried: " + "; ".join(tried))
         yield launched
         launched.close()
 
@@ -110,6 +117,21 @@ def red_pixels(element) -> int:
     return int(((image[..., 0] > 200) & (image[..., 1] < 80) & (image[..., 2] < 80)).sum())
 
 
+def click_a_lesion(page) -> None:
+    """Click the axial view, from its centre outwards, until the (random) model finds a lesion there."""
+    image = page.locator(".view[data-view=axial] img")
+    box = image.bounding_box()
+    rows, cols = image.evaluate("image => [image.naturalHeight, image.naturalWidth]")
+    for row, col in click_places(rows, cols):
+        page.mouse.click(box["x"] + (col + 0.5) * box["width"] / cols, box["y"] + (row + 0.5) * box["height"] / rows)
+        page.wait_for_function("document.querySelector('#lesion-summary').textContent.startsWith('1 positive')")
+        if " 0 voxels" not in page.locator("#lesion-summary").inner_text():
+            return
+        page.click("#reset")
+        page.wait_for_function("document.querySelector('#lesion-summary').textContent === 'No points yet.'")
+    raise AssertionError("no click found a lesion")
+
+
 def test_open_a_study_generate_and_segment_a_lesion_in_a_browser(browser, server):
     page = browser.new_page(viewport={"width": 1500, "height": 900})
     errors: list[str] = []
@@ -131,8 +153,7 @@ def test_open_a_study_generate_and_segment_a_lesion_in_a_browser(browser, server
 
     page.click("#lesion-mode")
     assert red_pixels(axial) == 0
-    box = axial.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    click_a_lesion(page)
     page.wait_for_function("document.querySelectorAll('#attributes tr').length === 5")
     assert page.locator("#lesion-report").inner_text().startswith("Shape:")
     assert "1 positive, 0 negative points" in page.locator("#lesion-summary").inner_text()
@@ -142,3 +163,44 @@ def test_open_a_study_generate_and_segment_a_lesion_in_a_browser(browser, server
     if os.environ.get("REG2RG_WEB_SCREENSHOT"):
         page.screenshot(path=os.environ["REG2RG_WEB_SCREENSHOT"])
     assert not errors and page.locator("#error").is_hidden()
+
+
+def screenshot(url: str, out: str, study: int, row: float, col: float) -> None:
+    """The page at ``url`` with study number ``study`` open, its reports generated when a model is served, and
+    a lesion clicked at (``row``, ``col``) of the axial view (fractions of its height and width), saved to ``out``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        tried: list[str] = []
+        launched = launch_chromium(playwright, tried)
+        if launched is None:
+            raise SystemExit("no headless Chromium: " + "; ".join(tried))
+        page = launched.new_page(viewport={"width": 1500, "height": 820})
+        page.goto(url)
+        page.wait_for_function("document.querySelector('#study').options.length > 0")
+        page.select_option("#study", index=study)
+        page.click("#open")
+        page.wait_for_function("document.querySelector('.view[data-view=axial] img')?.naturalWidth > 0")
+        if page.locator("#generate").is_enabled():
+            page.click("#generate")
+            page.wait_for_function("document.querySelector('#reports-title').textContent.startsWith('Generated')")
+        page.click("#lesion-mode")
+        box = page.locator(".view[data-view=axial] img").bounding_box()
+        page.mouse.click(box["x"] + col * box["width"], box["y"] + row * box["height"])
+        page.wait_for_function("document.querySelector('#lesion-report').textContent.length > 0")
+        page.wait_for_function("[...document.querySelectorAll('.view img')].every(i => i.complete && i.naturalWidth)")
+        page.screenshot(path=out)
+        launched.close()
+
+
+if __name__ == "__main__":  # python tests/test_web_browser.py http://127.0.0.1:8000 docs/images/web_lesion.png
+    import argparse
+
+    parser = argparse.ArgumentParser(description="screenshot of a served page with a lesion clicked")
+    parser.add_argument("url")
+    parser.add_argument("out")
+    parser.add_argument("--study", type=int, default=0, help="position in the study list")
+    parser.add_argument("--row", type=float, default=0.5, help="click height in the axial view, 0 (top) to 1")
+    parser.add_argument("--col", type=float, default=0.5, help="click width in the axial view, 0 (left) to 1")
+    arguments = parser.parse_args()
+    screenshot(arguments.url, arguments.out, arguments.study, arguments.row, arguments.col)
