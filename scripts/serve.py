@@ -30,6 +30,10 @@ def main() -> None:
         print(f"serve.py: {line}", file=sys.stderr)
     if settings.data is None and settings.checkpoint is None and settings.isrg_checkpoint is None:
         sys.exit("serve.py: nothing to serve")
+    if cfg.torch_threads:
+        import torch
+
+        torch.set_num_threads(cfg.torch_threads)
     print(f"serve.py: data {settings.data}, reports {settings.checkpoint}, lesions {settings.isrg_checkpoint}")
     print(f"serve.py: open http://{cfg.host}:{cfg.port} in a browser")
     serve(settings, cfg.host, cfg.port)

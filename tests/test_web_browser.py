@@ -175,7 +175,7 @@ def screenshot(url: str, out: str, study: int, row: float, col: float) -> None:
         launched = launch_chromium(playwright, tried)
         if launched is None:
             raise SystemExit("no headless Chromium: " + "; ".join(tried))
-        page = launched.new_page(viewport={"width": 1500, "height": 820})
+        page = launched.new_page(viewport={"width": 1500, "height": 1000})
         page.goto(url)
         page.wait_for_function("document.querySelector('#study').options.length > 0")
         page.select_option("#study", index=study)

@@ -215,8 +215,7 @@ async function poll(job) {
 function setMode(mode) {
   state.mode = mode;
   for (const button of document.querySelectorAll("#modes button")) button.classList.toggle("active", button.dataset.mode === mode);
-  $("regions-panel").hidden = mode !== "regions";
-  $("lesion-panel").hidden = mode !== "lesion";
+  $("lesion-panel").hidden = mode !== "lesion"; // the region reports stay below it
   $("hint").textContent = mode === "lesion"
     ? "Click a lesion to add a point; shift-click to add a point outside it."
     : "Scroll over a view to move through its slices. Click a mask to find its report.";
