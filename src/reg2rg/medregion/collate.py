@@ -106,6 +106,13 @@ class MedRegionCollator:
             if labels is not None:
                 label_ids[i, where] = torch.tensor(labels[i])
         key = "vision_region" if self.plan.slice_sampling == "region" else "vision_uniform"
+        for sample in samples:
+            if sample[key].shape[0] != self.plan.positions:
+                raise ValueError(
+                    f"study {sample['study_id']}: {sample[key].shape[0]} vision tokens, but model.depth + 6 x "
+                    f"model.region_tokens = {self.plan.positions}: set them from data.slice_encoder.volume_shape "
+                    "(depth: its slices; region_tokens: (X // 14) x (Y // 14) / 6)"
+                )
         batch = {
             "input_ids": input_ids,
             "attention_mask": attention_mask,

@@ -3,7 +3,8 @@
 Findings read from the generated ``[Lung]`` line: the nodule count (its number word) and the set of lobes
 named in the nodule sentence, and the effusion side; from ``[Abdomen]``, the cyst's organ; from ``[Heart]``,
 enlarged or not. Each is compared with the phantom's truth. NLG: the reg2rg protocol's BLEU, METEOR and ROUGE
-on the whole report and on each of the six regions.
+on the whole report and on each of the six regions. CE: the offline rule labeler's 18 CT-RATE labels of the
+generated and the reference reports (micro F1, and F1 of each label that occurs).
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from reg2rg.evaluation.ce import classification_table
 from reg2rg.evaluation.nlg import reg2rg_scores
+from reg2rg.evaluation.rules import RuleLabeler
 from reg2rg.medregion.attributes import readable
 from reg2rg.medregion.regions import REGIONS
 from reg2rg.medregion.reports import COUNT_WORDS, LOBE_ORDER, region_reports
@@ -55,7 +58,7 @@ def score(predictions: Sequence[dict[str, Any]], entries: Sequence[dict[str, Any
     checks = [study_checks(p["regions"], e["truth"]) for p, e in zip(predictions, entries, strict=True)]
     findings = {name: sum(c[name] for c in checks) / len(checks) for name in checks[0]}
     references = [e["region_reports"] for e in entries]
-    whole = reg2rg_scores([" ".join(r.values()) for r in references], [p["text"] for p in predictions])
+    whole = reg2rg_scores(_texts(references), [p["text"] for p in predictions])
     regions = {}
     for region in REGIONS:
         pairs = [(r[region], p["regions"].get(region, "")) for r, p in zip(references, predictions) if region in r]
@@ -68,8 +71,22 @@ def score(predictions: Sequence[dict[str, Any]], entries: Sequence[dict[str, Any
         "studies": len(predictions),
         "findings": findings,
         "nlg": {name: summary[name].mean for name in NLG_SHOWN},
+        "ce": clinical_efficacy(_texts(references), [p["text"] for p in predictions]),
         "regions": regions,
     }
+
+
+def _texts(references: Sequence[dict[str, str]]) -> list[str]:
+    return [" ".join(r.values()) for r in references]
+
+
+def clinical_efficacy(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:
+    """Micro F1 over the rule labeler's 18 labels, and the F1 of each label the references hold."""
+    labeler = RuleLabeler()
+    table = classification_table(labeler(list(references)), labeler(list(predictions)), labeler.labels)
+    scores = {"micro F1": float(table.loc["micro", "f1"])}
+    scores |= {f"{label} F1": float(table.loc[label, "f1"]) for label in labeler.labels if table.loc[label, "support"]}
+    return scores
 
 
 def summary_markdown(metrics: dict[str, Any]) -> str:
@@ -80,4 +97,5 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
     for region, values in metrics["regions"].items():
         lines.append(f"| {region} | " + " | ".join(f"{values[name]:.3f}" for name in (*NLG_SHOWN, "exact")) + " |")
     lines.append("| whole report | " + " | ".join(f"{metrics['nlg'][name]:.3f}" for name in NLG_SHOWN) + " | |")
+    lines += ["", "| CE (rule labeler) | F1 |", "|---|---|"] + [f"| {k} | {v:.3f} |" for k, v in metrics["ce"].items()]
     return "\n".join(lines) + "\n"

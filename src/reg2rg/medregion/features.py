@@ -14,8 +14,10 @@ import torch
 import torch.nn.functional as F
 
 from reg2rg.medregion.mask_extractor import mask_weights
-from reg2rg.medregion.r2_pooling import r2_pool, representative_slices, uniform_slices
+from reg2rg.medregion.r2_pooling import pooled_grid, r2_pool, representative_slices, uniform_slices
+from reg2rg.medregion.regions import REGIONS
 from reg2rg.medregion.slice_encoder import (
+    PATCH_SIZE,
     VOLUME_SHAPE,
     SliceEncoder,
     image_normalisation,
@@ -40,6 +42,14 @@ class EncoderSettings:
     def __post_init__(self):
         object.__setattr__(self, "feature_layers", tuple(int(x) for x in self.feature_layers))
         object.__setattr__(self, "volume_shape", tuple(int(x) for x in self.volume_shape))
+        grid = (self.volume_shape[0] // PATCH_SIZE, self.volume_shape[1] // PATCH_SIZE)
+        try:
+            pooled_grid(*grid, len(REGIONS))
+        except ValueError as error:
+            raise ValueError(
+                f"slice_encoder.volume_shape {list(self.volume_shape)}: {error}; the {PATCH_SIZE}-pixel patch grid "
+                f"must split into {len(REGIONS)} equal blocks (e.g. 256 -> 18 x 18, 168 -> 12 x 12)"
+            ) from error
 
     def record(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -19,6 +19,7 @@ from torch import nn
 from transformers import Dinov2Config, Dinov2Model
 
 VOLUME_SHAPE = (256, 256, 32)  # (X, Y, Z) the encoder's input, as in the paper
+PATCH_SIZE = 14  # Rad-DINO's ViT-B/14, and the tiny random ViT's
 WEIGHTS = "model.safetensors"
 
 
@@ -51,7 +52,7 @@ def tiny_dinov2(
         num_hidden_layers=layers,
         num_attention_heads=heads,
         image_size=image_size,
-        patch_size=14,
+        patch_size=PATCH_SIZE,
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
