@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,8 +98,9 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
     generator = (
         ReportGenerator(settings.checkpoint, settings.device, settings.max_new_tokens) if settings.checkpoint else None
     )
-    studies: OrderedDict[str, OpenedStudy] = OrderedDict()
+    studies: OrderedDict[str, OpenedStudy] = OrderedDict()  # the open studies, least recently used first
     lesions: dict[str, LesionSession] = {}
+    store = threading.Lock()  # requests run in a thread pool: one of them changes the two at a time
     app = FastAPI(title="reg2rg", docs_url=None, redoc_url=None)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -117,25 +119,32 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
         return JSONResponse({"detail": str(error)}, status_code=409)
 
     def study(key: str) -> OpenedStudy:
-        if key not in studies:
-            raise HTTPException(404, f"no open study {key!r}: open it again")
-        studies.move_to_end(key)
-        return studies[key]
+        with store:
+            if key not in studies:
+                raise HTTPException(404, f"no open study {key!r}: open it again")
+            studies.move_to_end(key)
+            return studies[key]
 
     def lesion(key: str) -> LesionSession:
         if lesion_sessions is None:
             raise HTTPException(400, "lesion mode needs an ISRG-CT model: start the server with isrg_checkpoint=...")
-        if key not in lesions:
-            lesions[key] = LesionSession(study(key), lesion_sessions)
-        return lesions[key]
+        opened = study(key)
+        with store:
+            if key not in lesions:
+                lesions[key] = LesionSession(opened, lesion_sessions)
+            return lesions[key]
 
-    def register(opened: OpenedStudy) -> dict[str, Any]:
+    def register(opened: OpenedStudy, replacing: str | None = None) -> dict[str, Any]:
         key = secrets.token_urlsafe(8)
-        studies[key] = opened
-        while len(studies) > settings.max_open_studies:
-            old, closed = studies.popitem(last=False)
-            lesions.pop(old, None)
-            closed.close()
+        with store:
+            if replacing in studies:  # the same study, opened again with more masks
+                lesions.pop(replacing, None)
+                studies.pop(replacing).close()
+            studies[key] = opened
+            while len(studies) > settings.max_open_studies:
+                old, closed = studies.popitem(last=False)
+                lesions.pop(old, None)
+                closed.close()
         return describe(key, opened)
 
     def describe(key: str, opened: OpenedStudy) -> dict[str, Any]:
@@ -205,9 +214,7 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
         except BaseException:
             path.unlink()
             raise
-        studies.pop(key).close()
-        lesions.pop(key, None)
-        return register(reopened)
+        return register(reopened, replacing=key)
 
     @app.get("/api/study/{key}/slice/{view}/{index}.png")
     def slice_png(

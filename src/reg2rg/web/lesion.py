@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +42,7 @@ class LesionSession:
         self.session = open_session(np.ascontiguousarray(study.ras.volume.transpose(2, 1, 0)), affine_zyx)
         self.points: list[tuple[tuple[int, int, int], bool]] = []  # ((x, y, z), positive) in click order
         self.result: Any = None
+        self.lock = threading.Lock()  # one click at a time: a double click must not interleave two
 
     @property
     def mask(self) -> np.ndarray | None:
@@ -49,24 +51,25 @@ class LesionSession:
 
     def click(self, voxel: tuple[int, int, int], positive: bool) -> dict[str, Any]:
         x, y, z = voxel
-        start = time.perf_counter()
-        self.result = self.session.click(z, y, x, positive=positive)
-        seconds = time.perf_counter() - start
-        self.points.append((voxel, positive))
-        return {**self.state(), "seconds": round(seconds, 3)}
+        with self.lock:
+            start = time.perf_counter()
+            self.result = self.session.click(z, y, x, positive=positive)
+            seconds = time.perf_counter() - start
+            self.points.append((voxel, positive))
+            return {**self.state(), "seconds": round(seconds, 3)}
 
     def undo(self) -> dict[str, Any]:
-        if self.points:
-            self.result = self.session.undo()
-            self.points.pop()
-            if not self.points:
-                self.result = None
-        return self.state()
+        with self.lock:
+            if self.points:
+                self.result = self.session.undo()
+                self.points.pop()
+            return self.state()
 
     def reset(self) -> dict[str, Any]:
-        self.session.reset()
-        self.points, self.result = [], None
-        return self.state()
+        with self.lock:
+            self.session.reset()
+            self.points, self.result = [], None
+            return self.state()
 
     def state(self) -> dict[str, Any]:
         """What the page shows: the clicks, the mask's size, the attributes with their class probabilities, the report."""
