@@ -28,6 +28,11 @@ class MaskHead(nn.Module):
             layers += [nn.ConvTranspose3d(channels[i], channels[i + 1], 2, stride=2), LayerNorm3d(channels[i + 1])]
             layers.append(nn.GELU())
         self.upscaling = nn.Sequential(*layers)
+        # full-resolution detail of the crop itself, added to the upscaled features: the patch grid alone
+        # blurs lesion edges (patch_size voxels per token)
+        self.image_detail = nn.Sequential(
+            nn.Conv3d(1, channels[-1], 3, padding=1), nn.GELU(), nn.Conv3d(channels[-1], channels[-1], 3, padding=1)
+        )
         self.hypernetwork = MLP(dim, dim, channels[-1])
 
     def features(
@@ -37,11 +42,11 @@ class MaskHead(nn.Module):
         tokens, image = self.layer(tokens, image, token_pe, image_pe)
         return torch.cat([tokens[:, 1:2], image], dim=1)
 
-    def logits(self, features: torch.Tensor) -> torch.Tensor:
-        """M (B, 1 + N, C) -> mask logits (B, S, S, S) at the crop's resolution."""
+    def logits(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        """M (B, 1 + N, C) and ``image_detail`` of the crop (B, c', S, S, S) -> mask logits (B, S, S, S)."""
         b, n, c = features.shape
         image = features[:, 1:].transpose(1, 2).reshape(b, c, self.grid, self.grid, self.grid)
-        upscaled = self.upscaling(image)  # (B, c', S, S, S)
+        upscaled = self.upscaling(image) + detail  # (B, c', S, S, S)
         return torch.einsum("bc,bcdhw->bdhw", self.hypernetwork(features[:, 0]), upscaled)
 
 

@@ -31,3 +31,8 @@ def hd95(prediction: np.ndarray, target: np.ndarray, spacing=(1.0, 1.0, 1.0)) ->
 def accuracy(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-attribute accuracy (attributes,) of predicted against true class indices, both (studies, attributes)."""
     return (np.asarray(predicted) == np.asarray(labels)).mean(axis=0)
+
+
+def majority_classes(labels: np.ndarray) -> np.ndarray:
+    """The most frequent class of each attribute (attributes,) in labels (studies, attributes)."""
+    return np.array([np.bincount(column).argmax() for column in np.asarray(labels).T])

@@ -14,12 +14,22 @@ from torch import nn
 
 from .attributes import NUM_CLASSES
 from .clicks import random_clicks
+from .data import LesionCollator
 from .encoder import ImageEncoder3D, LayerNorm3d
 from .heads import AttributeHead, MaskHead
 from .losses import attribute_loss, dice_loss
 from .prompts import PromptEncoder, refine_points
 from .synergy import FeatureSynergy
 from .token_encoder import HybridTokenEncoder
+
+
+@dataclass
+class ImageFeatures:
+    """A crop's encoding, computed once for all its clicks: ``embeddings`` (B, C, g, g, g) from the encoder,
+    ``detail`` (B, c', S, S, S) at full resolution for the mask head."""
+
+    embeddings: torch.Tensor
+    detail: torch.Tensor
 
 
 @dataclass
@@ -95,19 +105,27 @@ class ISRGModel(nn.Module):
 
     max_positions = None  # no token sequence: the trainer's length limits do not apply
 
+    def collator(self, max_length: int | None = None) -> LesionCollator:
+        return LesionCollator()
+
     def persistent_parameters(self) -> dict[str, torch.Tensor]:
         """Everything a checkpoint keeps: all parameters and buffers (the Fourier matrix)."""
         return dict(self.state_dict())
 
+    def encode(self, image: torch.Tensor) -> ImageFeatures:
+        """A normalised crop (B, 1, S, S, S) -> its features for ``decode``."""
+        return ImageFeatures(self.encoder(image), self.mask_head.image_detail(image))
+
     def decode(
         self,
-        embeddings: torch.Tensor,
+        features: ImageFeatures,
         points: torch.Tensor,
         labels: torch.Tensor,
         previous_logits: torch.Tensor | None,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Image embeddings (B, C, g, g, g), clicks (B, P, 3) voxels with labels (B, P), the previous mask logits
-        (B, S, S, S) or None -> (mask logits (B, S, S, S), [attribute logits (B, classes)])."""
+        """The crop's features, clicks (B, P, 3) voxels with labels (B, P), the previous mask logits (B, S, S, S)
+        or None -> (mask logits (B, S, S, S), [attribute logits (B, classes)])."""
+        embeddings = features.embeddings
         if self.point_refinement:
             refined, refined_labels = refine_points(embeddings, points, labels, self.patch_size, *self.refinement)
             points, labels = torch.cat([points, refined], 1), torch.cat([labels, refined_labels], 1)
@@ -126,14 +144,14 @@ class ISRGModel(nn.Module):
         attribute_features = self.attribute_head.features(tokens, image, image_pe)
         if self.synergy is not None:
             mask_features, attribute_features = self.synergy(mask_features, attribute_features)
-        return self.mask_head.logits(mask_features), self.attribute_head.logits(attribute_features)
+        return self.mask_head.logits(mask_features, features.detail), self.attribute_head.logits(attribute_features)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, attributes: torch.Tensor | None = None) -> ISRGOutput:
         """Train on ``train_clicks`` simulated clicks: the first on the lesion, each next one on an error of the
         previous prediction. image (B, 1, S, S, S) normalised, mask (B, S, S, S), attributes (B, 5) class
         indices. The loss is the mean over clicks of Dice + attribute_weight * cross-entropy."""
         target = mask.bool()
-        embeddings = self.encoder(image)
+        features = self.encode(image)
         points = torch.zeros(len(image), 0, 3, dtype=torch.long, device=image.device)
         labels = torch.zeros(len(image), 0, dtype=torch.long, device=image.device)
         prediction, previous, losses = torch.zeros_like(target), None, []
@@ -141,7 +159,7 @@ class ISRGModel(nn.Module):
             click, positive = random_clicks(prediction.cpu(), target.cpu())
             points = torch.cat([points, click[:, None].to(image.device)], 1)
             labels = torch.cat([labels, positive[:, None].long().to(image.device)], 1)
-            logits, attribute_logits = self.decode(embeddings, points, labels, previous)
+            logits, attribute_logits = self.decode(features, points, labels, previous)
             loss = dice_loss(logits, target)
             if attributes is not None:
                 loss = loss + self.attribute_weight * attribute_loss(attribute_logits, attributes)
@@ -149,3 +167,9 @@ class ISRGModel(nn.Module):
             previous = logits.detach()
             prediction = previous > 0
         return ISRGOutput(torch.stack(losses).mean(), logits, attribute_logits)
+
+
+def build_model(trust_remote_code: bool = False, **config) -> ISRGModel:
+    """``configs/model/isrg.yaml``'s target. The shared trainer passes ``trust_remote_code`` to every family;
+    ISRG-CT loads no model code from files, so it has nothing to trust."""
+    return ISRGModel(**config)

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .attributes import NUM_CLASSES
-
 SHAPE = (40, 48, 48)  # (z, y, x) voxels of 1 mm
 BODY_HU, FAT_HU, AIR_HU, VESSEL_HU = 40.0, -100.0, -1000.0, 180.0
 
@@ -200,9 +198,3 @@ def phantom_split(split: str, count: int, seed: int) -> list[Phantom]:
     names = ZERO_SHOT_TYPES if split == "zeroshot" else SEEN_TYPES
     types = [t for t in LESION_TYPES if t.name in names]
     return [make_phantom(types[i % len(types)], np.random.default_rng([seed, SPLITS[split], i])) for i in range(count)]
-
-
-def majority_classes(phantoms: list[Phantom]) -> np.ndarray:
-    """The most frequent class of each attribute (5,) among ``phantoms`` (the majority baseline)."""
-    labels = np.stack([p.attributes for p in phantoms])
-    return np.array([np.bincount(labels[:, i], minlength=n).argmax() for i, n in enumerate(NUM_CLASSES)])

@@ -32,7 +32,7 @@ from ..models.checkpoint import MODULES, checkpoint_files, read_config, verify_d
 from ..models.pretrained import mismatch_report
 from .attributes import ATTRIBUTES
 from .crops import AIR_HU, crop, normalize_hu
-from .model import ISRGModel
+from .model import ImageFeatures, ISRGModel
 from .prompts import NEGATIVE, POSITIVE
 from .report import render_report
 
@@ -83,7 +83,7 @@ class InteractiveSession:
         self.affine = affine
         self._results: list[ClickResult] = []
         self._origin: np.ndarray | None = None  # volume index of the crop's voxel (0, 0, 0)
-        self._embeddings: torch.Tensor | None = None
+        self._features: ImageFeatures | None = None
 
     @property
     def result(self) -> ClickResult | None:
@@ -103,7 +103,7 @@ class InteractiveSession:
             cube, self._origin = crop(self.volume, point, size, AIR_HU)
             image = torch.from_numpy(normalize_hu(cube))[None, None].to(self._device)
             with torch.no_grad():
-                self._embeddings = self.model.encoder(image)
+                self._features = self.model.encode(image)
         local = point - self._origin
         if not np.all((local >= 0) & (local < size)):
             low, high = self._origin, self._origin + size - 1
@@ -125,7 +125,7 @@ class InteractiveSession:
 
     def reset(self) -> None:
         """Forget every click (a new lesion can be clicked anywhere)."""
-        self._results, self._origin, self._embeddings = [], None, None
+        self._results, self._origin, self._features = [], None, None
 
     def export_mask(self, path: str | Path) -> Path:
         """The current mask as a NIfTI file (uint8, 1 = lesion) with the volume's affine: it reloads with nibabel
@@ -162,7 +162,7 @@ class InteractiveSession:
         labels = torch.tensor([[POSITIVE if c["positive"] else NEGATIVE for c in clicks]], device=self._device)
         previous = self.result.logits if self.result else None
         with torch.no_grad():
-            logits, attribute_logits = self.model.decode(self._embeddings, points, labels, previous)
+            logits, attribute_logits = self.model.decode(self._features, points, labels, previous)
         cube = self._lesion_at_clicks(logits[0].cpu().numpy() > 0, [p for p, c in zip(local, clicks) if c["positive"]])
         mask = np.zeros(self.volume.shape, bool)
         low = np.maximum(self._origin, 0)
