@@ -148,6 +148,24 @@ def test_open_a_study_generate_and_segment_a_lesion_in_a_browser(browser, server
     page.locator("#reports li").first.hover()  # hovering a report highlights its mask
     assert page.locator("#reports li.highlight").count() == 1
 
+    # Clicking a report moves the three views to its mask's centre.
+    last = page.locator("#reports li").last
+    region = last.get_attribute("data-region")
+    last.click()
+    x, y, z = page.evaluate(f"state.study.regions.find(r => r.name === {region!r}).centre")
+    for view, index in (("sagittal", x), ("coronal", y), ("axial", z)):
+        caption = page.locator(f".view[data-view={view}] figcaption")
+        assert caption.inner_text().startswith(f"{view} {index + 1}/"), view
+
+    # Clicking a mask highlights the report of the region there, as the server finds it.
+    box = axial.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    key, rows, cols = page.evaluate("[state.study.key, state.study.views.axial.rows, state.study.views.axial.cols]")
+    place = {"view": "axial", "index": z, "row": rows // 2, "col": cols // 2}
+    found = page.request.get(f"{server}/api/study/{key}/at", params=place).json()["regions"]
+    assert found, "the middle of the axial slice is in no region"
+    page.wait_for_function(f"document.querySelector('#reports li.highlight')?.dataset.region === {found[0]!r}")
+
     page.click("#generate")
     page.wait_for_function("document.querySelector('#reports-title').textContent.startsWith('Generated')")
 

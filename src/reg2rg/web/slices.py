@@ -89,7 +89,7 @@ def render_slice(
 
     ``regions``: the region masks to draw (filled; ``highlight`` strongly and outlined, the others dimmed then).
     ``lesion``: a bool RAS mask (X, Y, Z), filled and outlined. ``points``: ((x, y, z), positive) clicks,
-    drawn where they lie on this slice.
+    drawn as rings around the clicked voxel where they lie on this slice.
     """
     from PIL import Image
 
@@ -116,6 +116,7 @@ def render_slice(
             marker = np.zeros(plane.shape, dtype=bool)
             centre = [v for a, v in enumerate(voxel) if a != axis]
             marker[tuple(slice(max(c - 1, 0), c + 2) for c in centre)] = True
+            marker[tuple(centre)] = False  # a ring: the clicked voxel itself stays visible
             _blend(image, _display(marker, view), POINT_COLOURS[positive], 1.0, outline=False)
     buffer = io.BytesIO()
     Image.fromarray(np.round(image * 255).astype(np.uint8)).save(buffer, format="PNG")
