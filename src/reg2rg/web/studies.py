@@ -10,6 +10,7 @@ Every opened study is shown in RAS axis order (``reg2rg.visualize.ras``).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,12 @@ class PlainVolume:
     def __init__(self, volume: np.ndarray, affine: np.ndarray):
         self.volume = volume  # (X, Y, Z) int16 HU
         self.crop_shape = volume.shape
-        self.meta = {"affine": np.asarray(affine).tolist(), "box": [[0, n] for n in volume.shape], "regions": {}}
-        self.meta["source_shape"] = list(volume.shape)
+        self.meta = {
+            "affine": np.asarray(affine).tolist(),
+            "source_shape": list(volume.shape),
+            "box": [[0, n] for n in volume.shape],
+            "regions": {},
+        }
 
     def close(self) -> None:
         pass
@@ -160,8 +165,6 @@ def open_nifti_folder(folder: Path, work_dir: Path, checkpoint: Path | None, max
         volume = read_volume(volume_path, max_voxels)
         hu = np.clip(np.rint(volume.array), -32768, 32767).astype(np.int16)
         return OpenedStudy(study_id, folder, PlainVolume(hu, volume.affine), None)
-    from collections import Counter
-
     masks = scan_mask_folder(folder / MASK_FOLDER, Counter())
     record = StudyRecord(study_id, NIFTI_SPLIT, volume_path, masks, {region: "" for region in masks.regions})
     preprocessing, lfd = _trained_preprocessing(checkpoint)
