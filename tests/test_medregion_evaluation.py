@@ -12,8 +12,9 @@ CHAMBERS = {"left_atrium": 50.0, "right_atrium": 50.0, "left_ventricle": 50.0, "
 TRUTH = {
     "organs_ml": CHAMBERS,
     "nodules": [
-        {"location": "left_lower_lobe", "diameter_mm": 12.0},
-        {"location": "right_upper_lobe", "diameter_mm": 20.0},
+        {"location": "left_lower_lobe", "diameter_mm": 12.0, "first_voxel": [60, 30, 4]},
+        {"location": "right_upper_lobe", "diameter_mm": 20.0, "first_voxel": [20, 50, 20]},
+        {"location": "left_lower_lobe", "diameter_mm": 11.0, "first_voxel": [62, 20, 5]},
     ],
     "cysts": [{"location": "liver", "diameter_mm": 20.0}],
     "effusion": {"side": "left", "volume_ml": 80.0},
@@ -23,10 +24,11 @@ NONE = {"organs_ml": CHAMBERS, "nodules": [], "cysts": [], "effusion": None}
 
 def test_reports_state_the_truth_and_parse_back():
     reports = region_reports(TRUTH)
-    assert reports["lung"] == "Two nodules in the right upper lobe and the left lower lobe. Left pleural effusion."
+    # Right to left (the first voxel's x), each lobe once.
+    assert reports["lung"] == "Three nodules in the right upper lobe and the left lower lobe. Left pleural effusion."
     assert reports["abdomen"] == "A cyst in the liver." and reports["heart"] == "Heart size is normal."
     assert region_reports(NONE)["lung"] == "No lung nodule. No pleural effusion."
-    assert nodule_statement(reports["lung"]) == (2, frozenset({"right_upper_lobe", "left_lower_lobe"}))
+    assert nodule_statement(reports["lung"]) == (3, frozenset({"right_upper_lobe", "left_lower_lobe"}))
     assert nodule_statement("No lung nodule.") == (0, frozenset())
     assert nodule_statement("The lungs are clear.") is None
 
@@ -36,7 +38,7 @@ def test_checks_and_scores():
     assert all(study_checks(perfect, TRUTH).values())
     wrong_lobe = {
         **perfect,
-        "lung": "Two nodules in the right upper lobe and the left upper lobe. Left pleural effusion.",
+        "lung": "Three nodules in the right upper lobe and the left upper lobe. Left pleural effusion.",
     }
     checks = study_checks(wrong_lobe, TRUTH)
     assert checks["nodule_count"] and not checks["nodule_lobes"] and not checks["nodule_count_and_lobes"]

@@ -17,6 +17,7 @@ from reg2rg.evaluation.ce import classification_table
 from reg2rg.evaluation.nlg import reg2rg_scores
 from reg2rg.evaluation.rules import RuleLabeler
 from reg2rg.medregion.attributes import readable
+from reg2rg.medregion.prompt import target_text
 from reg2rg.medregion.regions import REGIONS
 from reg2rg.medregion.reports import COUNT_WORDS, LOBE_ORDER, region_reports
 
@@ -77,7 +78,8 @@ def score(predictions: Sequence[dict[str, Any]], entries: Sequence[dict[str, Any
 
 
 def _texts(references: Sequence[dict[str, str]]) -> list[str]:
-    return [" ".join(r.values()) for r in references]
+    """The reference reports as the model writes them (``[Lung]: ...`` lines)."""
+    return [target_text(r) for r in references]
 
 
 def clinical_efficacy(references: Sequence[str], predictions: Sequence[str]) -> dict[str, float]:

@@ -187,7 +187,8 @@ def _spheres(
 ) -> tuple[dict[str, np.ndarray], list[dict]]:
     """``count`` balls, each wholly inside a randomly drawn host mask and apart from the others by at least two
     voxels: ({host: bool (X, Y, Z) union of its balls}, [{"location": host, "diameter_mm": nominal,
-    "center_voxel": [i, j, k]}])."""
+    "center_voxel": [i, j, k], "first_voxel": [i, j, k]}]); the first voxel in raster order is the one nearest the
+    patient's right (lowest x), as connected-component labelling meets it."""
     spacing = np.asarray(grid.spacing)
     index = np.indices(grid.shape, dtype=np.float32)  # (3, X, Y, Z)
     taken = np.zeros(grid.shape, dtype=bool)
@@ -207,6 +208,14 @@ def _spheres(
             if (ball <= hosts[host]).all() and not (halo & taken).any():
                 taken |= ball
                 placed[host] = placed.get(host, np.zeros(grid.shape, dtype=bool)) | ball
-                records.append({"location": host, "diameter_mm": diameter, "center_voxel": [int(c) for c in center]})
+                first = [int(i) for i in np.argwhere(ball)[0]]  # its first voxel in (X, Y, Z) raster order
+                records.append(
+                    {
+                        "location": host,
+                        "diameter_mm": diameter,
+                        "center_voxel": [int(c) for c in center],
+                        "first_voxel": first,
+                    }
+                )
                 break
     return placed, records

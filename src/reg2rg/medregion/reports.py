@@ -10,17 +10,22 @@ ENLARGED_HEART_ML = 280.0  # summed chamber volume above which the phantom's hea
 
 
 def lung_report(truth: dict) -> str:
-    """Nodule count and lobes, then the effusion: "Two nodules in the right upper lobe and the left lower lobe."."""
-    count = len(truth["nodules"])
-    lobes = [lobe for lobe in LOBE_ORDER if any(n["location"] == lobe for n in truth["nodules"])]
+    """Nodule count and lobes, then the effusion: "Two nodules in the right upper lobe and the left lower lobe.".
+
+    The lobes are named from the patient's right to left: in the order of each nodule's first voxel in (X, Y, Z)
+    raster order, the order in which the attribute extractor's component labelling lists them (each lobe once).
+    """
+    nodules = sorted(truth["nodules"], key=lambda n: n["first_voxel"])
+    lobes = list(dict.fromkeys(n["location"] for n in nodules))
+    count = len(nodules)
     if count == 0:
-        nodules = "No lung nodule."
+        statement = "No lung nodule."
     else:
         places = " and ".join(f"the {readable(lobe)}" for lobe in lobes)
-        nodules = f"{COUNT_WORDS[count]} nodule{'s' if count > 1 else ''} in {places}."
+        statement = f"{COUNT_WORDS[count]} nodule{'s' if count > 1 else ''} in {places}."
     effusion = truth["effusion"]
     pleura = f"{effusion['side'].capitalize()} pleural effusion." if effusion else "No pleural effusion."
-    return f"{nodules} {pleura}"
+    return f"{statement} {pleura}"
 
 
 def region_reports(truth: dict) -> dict[str, str]:
