@@ -51,21 +51,24 @@ def test_script_matches_the_phantom_files(written_study, tmp_path):
         assert entry["volume_ml"] == pytest.approx(np.count_nonzero(image.get_fdata()) * voxel_ml, rel=1e-9)
     assert set(attributes["organs"]) == set(truth["organs_ml"])
 
-    # Nodules: as many as the phantom placed, in its lobes; each diameter is the nodule's bounding box measured
+    # Nodules: as many as the phantom placed, in its lobes (found by overlap with the lobe masks), listed from the
+    # patient's right to left (first voxel in raster order); each diameter is the nodule's bounding box measured
     # around its recorded centre, and within a voxel of the nominal diameter.
     nodules = attributes["lesions"]["nodule"]
     assert nodules["count"] == len(truth["nodules"]) >= 2
-    assert sorted(nodules["locations"]) == sorted(n["location"].replace("_", " ") for n in truth["nodules"])
+    ordered = sorted(truth["nodules"], key=lambda n: n["first_voxel"])
+    assert nodules["locations"] == [n["location"].replace("_", " ") for n in ordered]
     spacing = np.abs(np.diag(nib.load(written_study / "volume.nii.gz").affine)[:3])
     expected = []
     for nodule in truth["nodules"]:
-        mask = nib.load(written_study / "masks" / f"nodule_{nodule['location']}.nii.gz").get_fdata() > 0
+        mask = nib.load(written_study / "masks" / "nodule.nii.gz").get_fdata() > 0
         voxels = np.argwhere(mask)
         near = voxels[np.linalg.norm((voxels - nodule["center_voxel"]) * spacing, axis=1) <= nodule["diameter_mm"]]
         extent = (near.max(axis=0) - near.min(axis=0) + 1) * spacing
         expected.append(extent.max())
         assert abs(extent.max() - nodule["diameter_mm"]) <= spacing.max()
-    assert sorted(nodules["diameters_mm"]) == pytest.approx(sorted(expected))
+    order = sorted(range(len(expected)), key=lambda i: truth["nodules"][i]["first_voxel"])
+    assert nodules["diameters_mm"] == pytest.approx([expected[i] for i in order])
 
     cyst, effusion = attributes["lesions"]["cyst"], attributes["lesions"]["effusion"]
     assert cyst["count"] == 1 and cyst["locations"] == [truth["cysts"][0]["location"].replace("_", " ")]

@@ -2,7 +2,8 @@
 
 Organ sizes vary from study to study; lung nodules vary in count (0-3), diameter and lobe; hepatic and renal
 cysts and a pleural effusion of varying volume come and go. Each study has the six region masks, organ masks
-(five lung lobes, four heart chambers, liver, kidneys), lesion masks named ``<type>_<location>`` and a
+(five lung lobes, four heart chambers, liver, kidneys), lesion masks (``nodule``, whose lobes the extractor finds
+by overlap; ``cyst_<organ>``, ``effusion_<side>_pleural_space``) and a
 ``truth`` record: each organ's volume and the effusion's in ml, counted on the masks as written, and each
 nodule's and cyst's place and nominal diameter. Shapes are ellipsoids placed in fractions of the field of view,
 on ``reg2rg.data.synthetic.geometry.Grid`` (x > 0: patient left, y > 0: anterior, z > 0: superior).
@@ -48,7 +49,7 @@ class PhantomStudy:
     volume: np.ndarray
     affine: np.ndarray
     regions: dict[str, np.ndarray]  # the six MedRegion regions
-    masks: dict[str, np.ndarray]  # organ masks by name, lesion masks as <type>_<location>
+    masks: dict[str, np.ndarray]  # organ masks by name, lesion masks as <type> or <type>_<location>
     truth: dict = field(default_factory=dict)
 
 
@@ -127,7 +128,8 @@ def make_phantom(cfg: PhantomConfig, rng: np.random.Generator) -> PhantomStudy:
     hu += cfg.noise_hu * rng.standard_normal(hu.shape, dtype=np.float32)
 
     masks = dict(organs)
-    masks |= {f"nodule_{lobe}": mask for lobe, mask in nodules.items()}
+    if nodules:  # one mask for all nodules: the extractor names each one's lobe by overlap
+        masks["nodule"] = np.any(list(nodules.values()), axis=0)
     masks |= {f"cyst_{organ}": mask for organ, mask in cysts.items()}
     if effusion_side:
         masks[f"effusion_{effusion_side}_pleural_space"] = effusion

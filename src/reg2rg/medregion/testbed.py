@@ -2,7 +2,7 @@
 
     <root>/<split>/<study_id>/volume.nii.gz          int16 HU
     <root>/<split>/<study_id>/regions/<region>.nii.gz  uint8 0/1, the six MedRegion regions
-    <root>/<split>/<study_id>/masks/<name>.nii.gz      uint8 0/1, organs and lesions (<type>_<location>)
+    <root>/<split>/<study_id>/masks/<name>.nii.gz      uint8 0/1, organs and lesions (nodule, cyst_<organ>, effusion_...)
     <root>/<split>/<study_id>/study.json             {"region_reports": {...}, "truth": {...}}
 
 Study ``i`` of a split depends only on (seed, split, i). gzip streams carry no timestamp, so equal settings
