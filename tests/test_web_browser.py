@@ -183,9 +183,10 @@ def test_open_a_study_generate_and_segment_a_lesion_in_a_browser(browser, server
     assert not errors and page.locator("#error").is_hidden()
 
 
-def screenshot(url: str, out: str, study: int, row: float, col: float) -> None:
+def screenshot(url: str, out: str, study: int, row: float, col: float, axial_slice: int | None, height: int) -> None:
     """The page at ``url`` with study number ``study`` open, its reports generated when a model is served, and
-    a lesion clicked at (``row``, ``col``) of the axial view (fractions of its height and width), saved to ``out``."""
+    a lesion clicked at (``row``, ``col``) of the axial view (fractions of its height and width; on slice
+    ``axial_slice``, counted from 0, else the one shown first), saved to ``out``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -193,7 +194,7 @@ def screenshot(url: str, out: str, study: int, row: float, col: float) -> None:
         launched = launch_chromium(playwright, tried)
         if launched is None:
             raise SystemExit("no headless Chromium: " + "; ".join(tried))
-        page = launched.new_page(viewport={"width": 1500, "height": 1000})
+        page = launched.new_page(viewport={"width": 1500, "height": height})
         page.goto(url)
         page.wait_for_function("document.querySelector('#study').options.length > 0")
         page.select_option("#study", index=study)
@@ -203,6 +204,8 @@ def screenshot(url: str, out: str, study: int, row: float, col: float) -> None:
             page.click("#generate")
             page.wait_for_function("document.querySelector('#reports-title').textContent.startsWith('Generated')")
         page.click("#lesion-mode")
+        if axial_slice is not None:
+            page.evaluate(f"moveTo('axial', {axial_slice})")
         box = page.locator(".view[data-view=axial] img").bounding_box()
         page.mouse.click(box["x"] + col * box["width"], box["y"] + row * box["height"])
         page.wait_for_function("document.querySelector('#lesion-report').textContent.length > 0")
@@ -220,5 +223,9 @@ if __name__ == "__main__":  # python tests/test_web_browser.py http://127.0.0.1:
     parser.add_argument("--study", type=int, default=0, help="position in the study list")
     parser.add_argument("--row", type=float, default=0.5, help="click height in the axial view, 0 (top) to 1")
     parser.add_argument("--col", type=float, default=0.5, help="click width in the axial view, 0 (left) to 1")
+    parser.add_argument("--slice", type=int, help="the axial slice to click on, from 0 (inferior)")
+    parser.add_argument("--height", type=int, default=1000, help="the window's height in pixels (width 1500)")
     arguments = parser.parse_args()
-    screenshot(arguments.url, arguments.out, arguments.study, arguments.row, arguments.col)
+    screenshot(
+        arguments.url, arguments.out, arguments.study, arguments.row, arguments.col, arguments.slice, arguments.height
+    )

@@ -69,7 +69,9 @@ function showStudy(study) {
   $("generate").disabled = !study.can_generate;
   $("add-mask").hidden = !study.uploaded;
   VIEWS.forEach(buildView);
-  showReports(referenceReports(study), "Reference region reports (from the data)");
+  const references = referenceReports(study);
+  const title = references.length ? "Reference region reports (from the data)" : study.regions.length ? "Region reports" : "No region masks: no region reports";
+  showReports(references, title);
   showLesion({ points: [], voxels: 0, attributes: {}, report: "" });
   refresh();
 }
