@@ -35,6 +35,8 @@ def threshold_model() -> ISRGModel:
         first.weight[0, 0, 1, 1, 1] = 1.0  # channel 0: GELU(z) of the voxel itself
         second.weight[0, 0, 1, 1, 1] = 1.0
         second.bias[1] = 1.0  # channel 1: the constant 1
+        head.voxel_classifier.weight.zero_()
+        head.voxel_classifier.bias.zero_()
         last = head.hypernetwork[-1]
         last.weight.zero_()
         last.bias.zero_()

@@ -34,6 +34,9 @@ class MaskHead(nn.Module):
             nn.Conv3d(1, channels[-1], 3, padding=1), nn.GELU(), nn.Conv3d(channels[-1], channels[-1], 3, padding=1)
         )
         self.hypernetwork = MLP(dim, dim, channels[-1])
+        # a per-voxel classifier of the same features next to the mask token's: from scratch it learns what a
+        # lesion looks like in ~100 steps, where the mask token alone takes far longer (docs/isrg.md)
+        self.voxel_classifier = nn.Conv3d(channels[-1], 1, 1)
 
     def features(
         self, tokens: torch.Tensor, image: torch.Tensor, token_pe: torch.Tensor, image_pe: torch.Tensor
@@ -43,11 +46,13 @@ class MaskHead(nn.Module):
         return torch.cat([tokens[:, 1:2], image], dim=1)
 
     def logits(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
-        """M (B, 1 + N, C) and ``image_detail`` of the crop (B, c', S, S, S) -> mask logits (B, S, S, S)."""
+        """M (B, 1 + N, C) and ``image_detail`` of the crop (B, c', S, S, S) -> mask logits (B, S, S, S):
+        hypernetwork(mask token) . features + voxel_classifier(features)."""
         b, n, c = features.shape
         image = features[:, 1:].transpose(1, 2).reshape(b, c, self.grid, self.grid, self.grid)
         upscaled = self.upscaling(image) + detail  # (B, c', S, S, S)
-        return torch.einsum("bc,bcdhw->bdhw", self.hypernetwork(features[:, 0]), upscaled)
+        from_token = torch.einsum("bc,bcdhw->bdhw", self.hypernetwork(features[:, 0]), upscaled)
+        return from_token + self.voxel_classifier(upscaled)[:, 0]
 
 
 class AttributeHead(nn.Module):

@@ -14,6 +14,11 @@ def dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> 
     return (1 - 2 * overlap / (probabilities.sum(1) + target.sum(1) + eps)).mean()
 
 
+def mask_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Dice loss + voxel-wise binary cross-entropy (B, D, H, W)."""
+    return dice_loss(logits, target) + F.binary_cross_entropy_with_logits(logits, target.float())
+
+
 def attribute_loss(logits: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy of each attribute's logits (B, classes) against labels (B, attributes), averaged."""
     return torch.stack([F.cross_entropy(x, labels[:, i]) for i, x in enumerate(logits)]).mean()

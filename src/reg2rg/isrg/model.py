@@ -17,7 +17,7 @@ from .clicks import random_clicks
 from .data import LesionCollator
 from .encoder import ImageEncoder3D, LayerNorm3d
 from .heads import AttributeHead, MaskHead
-from .losses import attribute_loss, dice_loss
+from .losses import attribute_loss, mask_loss
 from .prompts import PromptEncoder, refine_points
 from .synergy import FeatureSynergy
 from .token_encoder import HybridTokenEncoder
@@ -160,7 +160,7 @@ class ISRGModel(nn.Module):
             points = torch.cat([points, click[:, None].to(image.device)], 1)
             labels = torch.cat([labels, positive[:, None].long().to(image.device)], 1)
             logits, attribute_logits = self.decode(features, points, labels, previous)
-            loss = dice_loss(logits, target)
+            loss = mask_loss(logits, target)
             if attributes is not None:
                 loss = loss + self.attribute_weight * attribute_loss(attribute_logits, attributes)
             losses.append(loss)
