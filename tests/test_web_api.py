@@ -144,6 +144,12 @@ def test_a_missing_path_and_an_unknown_study_are_named(client, data):
     unknown = client.post("/api/open", json={"path": str(cache), "split": "valid", "study_id": "no_such"})
     assert unknown.status_code == 400 and "'no_such' is not in" in unknown.json()["detail"]
     assert client.get("/api/study/nokey/slice/axial/0.png").status_code == 404
+    a_file = str(cache / "valid.jsonl")
+    for response in (
+        client.get("/api/studies", params={"path": a_file}),
+        client.post("/api/open", json={"path": a_file, "split": "valid", "study_id": "x"}),
+    ):
+        assert response.status_code == 400 and "is a file" in response.json()["detail"]
 
 
 # ----------------------------------------------------------------------------- uploads

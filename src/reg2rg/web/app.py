@@ -188,6 +188,8 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
     @app.post("/api/open")
     def open_study(request: OpenRequest) -> dict[str, Any]:
         folder = settings.roots.resolve(request.path)
+        if not folder.is_dir():
+            raise ValueError(f"{request.path} is a file: open the cache folder or the study folder that holds it")
         if is_cache(folder):
             return register(open_cached(folder, request.split, request.study_id, settings.checkpoint))
         return register(open_nifti_folder(folder, settings.work_dir, settings.checkpoint, settings.max_voxels))
@@ -294,7 +296,8 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
 
 
 def _download(data: bytes, filename: str, media_type: str) -> Response:
-    return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", filename)  # a study id from a file name may hold quotes or spaces
+    return Response(data, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{safe}"'})
 
 
 def _safe_stem(name: str) -> str:

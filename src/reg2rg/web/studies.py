@@ -71,7 +71,9 @@ def list_studies(folder: Path) -> list[dict[str, str]]:
         ]
     if folder.is_dir():
         return [{"split": NIFTI_SPLIT, "study_id": nifti_volume(folder).name.split(".")[0]}]
-    raise ValueError(f"{folder} is neither a cache folder (with <split>.jsonl) nor a study folder")
+    raise ValueError(
+        f"{folder} is a file: give the cache folder (with <split>.jsonl) or the study folder that holds it"
+    )
 
 
 class PlainVolume:
