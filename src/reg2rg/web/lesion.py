@@ -103,14 +103,12 @@ class LesionSession:
         return gzip.compress(image.to_bytes(), mtime=0)
 
 
-def _plain(attributes: Any) -> dict[str, Any]:
-    """The session's {name: {"label", "probabilities"}} as JSON values (tensors and arrays to lists)."""
-    out = {}
-    for name, value in dict(attributes).items():
-        probabilities = value.get("probabilities", {})
-        if hasattr(probabilities, "items"):
-            probabilities = {str(k): round(float(v), 4) for k, v in probabilities.items()}
-        else:
-            probabilities = [round(float(v), 4) for v in np.asarray(probabilities).ravel()]
-        out[str(name)] = {"label": str(value.get("label")), "probabilities": probabilities}
-    return out
+def _plain(attributes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The session's {name: {"label", "probabilities": {class: p}}}, probabilities rounded to 4 places."""
+    return {
+        name: {
+            "label": value["label"],
+            "probabilities": {k: round(float(p), 4) for k, p in value["probabilities"].items()},
+        }
+        for name, value in attributes.items()
+    }

@@ -232,11 +232,8 @@ function showLesion(result) {
     : "No points yet.";
   const rows = Object.entries(result.attributes).map(([name, value]) => {
     const row = document.createElement("tr");
-    const probabilities = Array.isArray(value.probabilities)
-      ? value.probabilities.map((p, i) => [String(i), p])
-      : Object.entries(value.probabilities);
     const bars = document.createElement("td");
-    for (const [label, p] of probabilities) {
+    for (const [label, p] of Object.entries(value.probabilities)) {
       const bar = Object.assign(document.createElement("div"), { className: label === value.label ? "bar top" : "bar" });
       const fill = Object.assign(document.createElement("span"), { className: "fill" });
       fill.style.width = `${Math.round(p * 100)}px`;
