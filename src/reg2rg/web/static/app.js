@@ -59,6 +59,10 @@ async function uploadMask(file) {
 }
 
 function showStudy(study) {
+  if (state.job) api("POST", `/api/jobs/${state.job}/cancel`).catch(() => {}); // the old study's generation
+  $("cancel").hidden = true;
+  $("progress").hidden = true;
+  $("job-state").textContent = "";
   state.study = study;
   state.slices = { ...study.slices };
   state.highlight = null;
