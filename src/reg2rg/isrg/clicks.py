@@ -52,3 +52,11 @@ def _depth(region: np.ndarray) -> np.ndarray:
     """Distance of each voxel of ``region`` to the nearest voxel outside it, the crop's border counting as outside."""
     padded = np.pad(region, 1)
     return ndimage.distance_transform_edt(padded)[1:-1, 1:-1, 1:-1]
+
+
+def lesion_at_clicks(predicted: np.ndarray, positive_points) -> np.ndarray:
+    """The connected parts of a predicted mask (bool (D, H, W)) that hold a positive click: what a user is shown.
+    Empty when no positive click is on the prediction."""
+    components, _ = ndimage.label(predicted)
+    keep = {int(components[tuple(p)]) for p in positive_points} - {0}
+    return np.isin(components, sorted(keep)) if keep else np.zeros_like(predicted)

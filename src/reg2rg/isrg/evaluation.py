@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .clicks import centre_click
+from .clicks import centre_click, lesion_at_clicks
 from .data import LesionStudy, lesion_sample
 from .metrics import dice, hd95
 from .model import ISRGModel
@@ -18,7 +18,8 @@ from .prompts import NEGATIVE, POSITIVE
 def evaluate_clicks(model: ISRGModel, studies: Sequence[LesionStudy], clicks: int) -> list[dict]:
     """One record per study: {"study_id", "lesion_type", "dsc": [per click], "hd95": [...], "predicted":
     [[5 class indices] per click], "attributes": [5 true classes]}. Click 1 is the deepest lesion voxel; each
-    next click is the deepest voxel of the previous prediction's errors (``clicks.centre_click``)."""
+    next click is the deepest voxel of the previous mask's errors (``clicks.centre_click``). The mask scored is
+    the one a session shows: the predicted parts that hold a positive click (``clicks.lesion_at_clicks``)."""
     model.eval()
     device = next(model.parameters()).device
     records = []
@@ -39,7 +40,8 @@ def evaluate_clicks(model: ISRGModel, studies: Sequence[LesionStudy], clicks: in
                     features, torch.tensor([points], device=device), torch.tensor([labels], device=device), previous
                 )
                 previous = logits
-                prediction = logits[0].cpu().numpy() > 0
+                positive_points = [p for p, label in zip(points, labels) if label == POSITIVE]
+                prediction = lesion_at_clicks(logits[0].cpu().numpy() > 0, positive_points)
                 record["dsc"].append(dice(prediction, target))
                 record["hd95"].append(hd95(prediction, target, study.spacing))
                 record["predicted"].append([int(x[0].argmax()) for x in attribute_logits])

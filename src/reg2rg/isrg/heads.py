@@ -45,13 +45,16 @@ class MaskHead(nn.Module):
         tokens, image = self.layer(tokens, image, token_pe, image_pe)
         return torch.cat([tokens[:, 1:2], image], dim=1)
 
-    def logits(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
-        """M (B, 1 + N, C) and ``image_detail`` of the crop (B, c', S, S, S) -> mask logits (B, S, S, S):
-        hypernetwork(mask token) . features + voxel_classifier(features)."""
+    def upscale(self, features: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        """M's image tokens (B, 1 + N, C) -> per-voxel mask features (B, c', S, S, S), the crop's detail added."""
         b, n, c = features.shape
         image = features[:, 1:].transpose(1, 2).reshape(b, c, self.grid, self.grid, self.grid)
-        upscaled = self.upscaling(image) + detail  # (B, c', S, S, S)
-        from_token = torch.einsum("bc,bcdhw->bdhw", self.hypernetwork(features[:, 0]), upscaled)
+        return self.upscaling(image) + detail
+
+    def logits(self, mask_token: torch.Tensor, upscaled: torch.Tensor) -> torch.Tensor:
+        """Mask token (B, C), per-voxel features (B, c', S, S, S) -> mask logits (B, S, S, S):
+        hypernetwork(mask token) . features + voxel_classifier(features)."""
+        from_token = torch.einsum("bc,bcdhw->bdhw", self.hypernetwork(mask_token), upscaled)
         return from_token + self.voxel_classifier(upscaled)[:, 0]
 
 

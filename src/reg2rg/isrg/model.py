@@ -101,7 +101,8 @@ class ISRGModel(nn.Module):
         self.token_encoder = HybridTokenEncoder(dim, decoder_depth, decoder_heads)
         self.mask_head = MaskHead(dim, decoder_heads, self.grid, patch_size)
         self.attribute_head = AttributeHead(dim, decoder_heads, self.grid, NUM_CLASSES)
-        self.synergy = FeatureSynergy(dim, decoder_heads) if feature_synergy else None
+        voxel_channels = self.mask_head.hypernetwork[-1].out_features
+        self.synergy = FeatureSynergy(dim, decoder_heads, voxel_channels) if feature_synergy else None
 
     max_positions = None  # no token sequence: the trainer's length limits do not apply
 
@@ -140,11 +141,14 @@ class ISRGModel(nn.Module):
         image = (embeddings + dense).flatten(2).transpose(1, 2)  # (B, N, C)
         image_pe = self.prompt_encoder.positions.grid(self.grid).flatten(1).T[None]  # (1, N, C)
         tokens, image = self.token_encoder(tokens, image, tokens, image_pe)
-        mask_features = self.mask_head.features(tokens, image, tokens, image_pe)
+        mask_features = self.mask_head.features(tokens, image, tokens, image_pe)  # (B, 1 + N, C)
+        voxels = self.mask_head.upscale(mask_features, features.detail)  # (B, c', S, S, S)
+        mask_token = mask_features[:, 0]
         attribute_features = self.attribute_head.features(tokens, image, image_pe)
         if self.synergy is not None:
-            mask_features, attribute_features = self.synergy(mask_features, attribute_features)
-        return self.mask_head.logits(mask_features, features.detail), self.attribute_head.logits(attribute_features)
+            before = self.mask_head.logits(mask_token, voxels)
+            mask_token, attribute_features = self.synergy(mask_features, attribute_features, voxels, before)
+        return self.mask_head.logits(mask_token, voxels), self.attribute_head.logits(attribute_features)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor, attributes: torch.Tensor | None = None) -> ISRGOutput:
         """Train on ``train_clicks`` simulated clicks: the first on the lesion, each next one on an error of the

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import load_file
-from scipy import ndimage
 
 from ..files import atomic_path, atomic_write_bytes
 from ..models.checkpoint import MODULES, checkpoint_files, read_config, verify_digests
 from ..models.pretrained import mismatch_report
 from .attributes import ATTRIBUTES
+from .clicks import lesion_at_clicks
 from .crops import AIR_HU, crop, normalize_hu
 from .model import ImageFeatures, ISRGModel
 from .prompts import NEGATIVE, POSITIVE
@@ -163,7 +163,7 @@ class InteractiveSession:
         previous = self.result.logits if self.result else None
         with torch.no_grad():
             logits, attribute_logits = self.model.decode(self._features, points, labels, previous)
-        cube = self._lesion_at_clicks(logits[0].cpu().numpy() > 0, [p for p, c in zip(local, clicks) if c["positive"]])
+        cube = lesion_at_clicks(logits[0].cpu().numpy() > 0, [p for p, c in zip(local, clicks) if c["positive"]])
         mask = np.zeros(self.volume.shape, bool)
         low = np.maximum(self._origin, 0)
         high = np.minimum(self._origin + self.model.crop_size, self.volume.shape)
@@ -181,10 +181,3 @@ class InteractiveSession:
             }
         report = render_report({name: value["label"] for name, value in attributes.items()})
         return ClickResult(mask, attributes, report, clicks, logits)
-
-    @staticmethod
-    def _lesion_at_clicks(predicted: np.ndarray, positive_points: list[np.ndarray]) -> np.ndarray:
-        """The connected parts of ``predicted`` (bool cube) that hold a positive click."""
-        components, _ = ndimage.label(predicted)
-        keep = {int(components[tuple(p)]) for p in positive_points} - {0}
-        return np.isin(components, sorted(keep)) if keep else np.zeros_like(predicted)
