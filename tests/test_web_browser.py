@@ -183,10 +183,12 @@ def test_open_a_study_generate_and_segment_a_lesion_in_a_browser(browser, server
     assert not errors and page.locator("#error").is_hidden()
 
 
-def screenshot(url: str, out: str, study: int, row: float, col: float, axial_slice: int | None, height: int) -> None:
+def screenshot(
+    url: str, out: str, study: int, row: float, col: float, axial_slice: int | None, height: int, window: str
+) -> None:
     """The page at ``url`` with study number ``study`` open, its reports generated when a model is served, and
     a lesion clicked at (``row``, ``col``) of the axial view (fractions of its height and width; on slice
-    ``axial_slice``, counted from 0, else the one shown first), saved to ``out``."""
+    ``axial_slice``, counted from 0, else the one shown first) in the HU ``window`` preset, saved to ``out``."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -203,6 +205,7 @@ def screenshot(url: str, out: str, study: int, row: float, col: float, axial_sli
         if page.locator("#generate").is_enabled():
             page.click("#generate")
             page.wait_for_function("document.querySelector('#reports-title').textContent.startsWith('Generated')")
+        page.click(f"#windows button[data-window={window}]")
         page.click("#lesion-mode")
         if axial_slice is not None:
             page.evaluate(f"moveTo('axial', {axial_slice})")
@@ -224,8 +227,16 @@ if __name__ == "__main__":  # python tests/test_web_browser.py http://127.0.0.1:
     parser.add_argument("--row", type=float, default=0.5, help="click height in the axial view, 0 (top) to 1")
     parser.add_argument("--col", type=float, default=0.5, help="click width in the axial view, 0 (left) to 1")
     parser.add_argument("--slice", type=int, help="the axial slice to click on, from 0 (inferior)")
-    parser.add_argument("--height", type=int, default=1000, help="the window's height in pixels (width 1500)")
+    parser.add_argument("--height", type=int, default=1000, help="the browser window's height in pixels (width 1500)")
+    parser.add_argument("--window", default="lung", help="the HU window preset: lung, mediastinum or bone")
     arguments = parser.parse_args()
     screenshot(
-        arguments.url, arguments.out, arguments.study, arguments.row, arguments.col, arguments.slice, arguments.height
+        arguments.url,
+        arguments.out,
+        arguments.study,
+        arguments.row,
+        arguments.col,
+        arguments.slice,
+        arguments.height,
+        arguments.window,
     )
