@@ -15,7 +15,7 @@ from torch import nn
 from .attributes import NUM_CLASSES
 from .clicks import random_clicks
 from .data import LesionCollator
-from .encoder import ImageEncoder3D, LayerNorm3d
+from .encoder import ImageEncoder3D, LayerNorm3d, load_sam_med3d_encoder
 from .heads import AttributeHead, MaskHead
 from .losses import attribute_loss, mask_loss
 from .prompts import PromptEncoder, refine_points
@@ -173,7 +173,11 @@ class ISRGModel(nn.Module):
         return ISRGOutput(torch.stack(losses).mean(), logits, attribute_logits)
 
 
-def build_model(trust_remote_code: bool = False, **config) -> ISRGModel:
-    """``configs/model/isrg.yaml``'s target. The shared trainer passes ``trust_remote_code`` to every family;
-    ISRG-CT loads no model code from files, so it has nothing to trust."""
-    return ISRGModel(**config)
+def build_model(trust_remote_code: bool = False, sam_med3d_checkpoint: str | None = None, **config) -> ISRGModel:
+    """``configs/model/isrg.yaml``'s target: a new model, its encoder loaded from ``sam_med3d_checkpoint`` when
+    given (``encoder.load_sam_med3d_encoder``; the model's checkpoints then hold those weights). The shared
+    trainer passes ``trust_remote_code`` to every family; ISRG-CT runs no code from files, so it is unused."""
+    model = ISRGModel(**config)
+    if sam_med3d_checkpoint:
+        load_sam_med3d_encoder(model.encoder, sam_med3d_checkpoint)
+    return model
