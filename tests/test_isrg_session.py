@@ -1,7 +1,8 @@
 """The interactive session: clicks, undo / reset, bad clicks, NIfTI and JSON export, checkpoint loading.
 
-The model is a tiny ISRG-CT whose mask head is set by hand to mark voxels brighter than their crop's mean +1.5
-standard deviation (logits = GELU(z) - 1, attribute heads random): the session's own logic is what is tested.
+The model is a tiny ISRG-CT whose mask head is set by hand to mark voxels far denser than soft tissue
+(logits = GELU(v) - 1 of the normalised value v = arcsinh((HU - 40) / 100); attribute heads random): the
+session's own logic is what is tested.
 """
 
 import json
@@ -32,7 +33,7 @@ def threshold_model() -> ISRGModel:
             if hasattr(layer, "eps"):
                 layer.weight.fill_(1.0)
         first, second = head.image_detail[0], head.image_detail[2]
-        first.weight[0, 0, 1, 1, 1] = 1.0  # channel 0: GELU(z) of the voxel itself
+        first.weight[0, 0, 1, 1, 1] = 1.0  # channel 0: GELU(v) of the voxel itself
         second.weight[0, 0, 1, 1, 1] = 1.0
         second.bias[1] = 1.0  # channel 1: the constant 1
         head.voxel_classifier.weight.zero_()
@@ -40,7 +41,7 @@ def threshold_model() -> ISRGModel:
         last = head.hypernetwork[-1]
         last.weight.zero_()
         last.bias.zero_()
-        last.bias[0], last.bias[1] = 1.0, -1.0  # logits = GELU(z) - 1
+        last.bias[0], last.bias[1] = 1.0, -1.0  # logits = GELU(v) - 1
     return model
 
 
