@@ -17,9 +17,10 @@ from reg2rg.evaluation.ce import classification_table
 from reg2rg.evaluation.nlg import reg2rg_scores
 from reg2rg.evaluation.rules import RuleLabeler
 from reg2rg.medregion.attributes import readable
+from reg2rg.medregion.phantom import LOBES
 from reg2rg.medregion.prompt import target_text
 from reg2rg.medregion.regions import REGIONS
-from reg2rg.medregion.reports import COUNT_WORDS, LOBE_ORDER, region_reports
+from reg2rg.medregion.reports import COUNT_WORDS, region_reports
 
 _NODULES = re.compile(r"\b(No|One|Two|Three|Four|Five) (?:lung )?nodules?\b([^.]*)", re.IGNORECASE)
 _EFFUSION = re.compile(r"\b(Right|Left|No) pleural effusion\b", re.IGNORECASE)
@@ -32,7 +33,7 @@ def nodule_statement(lung: str) -> tuple[int, frozenset[str]] | None:
     if match is None:
         return None
     count = [word.lower() for word in COUNT_WORDS].index(match.group(1).lower())
-    lobes = frozenset(lobe for lobe in LOBE_ORDER if readable(lobe) in match.group(2).lower())
+    lobes = frozenset(lobe for lobe in LOBES if readable(lobe) in match.group(2).lower())
     return count, lobes
 
 

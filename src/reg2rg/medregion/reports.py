@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reg2rg.medregion.attributes import readable
+from reg2rg.medregion.phantom import CHAMBERS
 
-LOBE_ORDER = ("right_upper_lobe", "right_middle_lobe", "right_lower_lobe", "left_upper_lobe", "left_lower_lobe")
 COUNT_WORDS = ("No", "One", "Two", "Three", "Four", "Five")
 ENLARGED_HEART_ML = 280.0  # summed chamber volume above which the phantom's heart is reported enlarged
 
@@ -30,7 +30,7 @@ def lung_report(truth: dict) -> str:
 
 def region_reports(truth: dict) -> dict[str, str]:
     """{region: report} for the six regions, from a phantom's truth record."""
-    heart_ml = sum(truth["organs_ml"][c] for c in ("left_atrium", "right_atrium", "left_ventricle", "right_ventricle"))
+    heart_ml = sum(truth["organs_ml"][chamber] for chamber in CHAMBERS)
     cysts = [readable(c["location"]) for c in truth["cysts"]]
     return {
         "lung": lung_report(truth),
