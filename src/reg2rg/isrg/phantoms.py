@@ -129,8 +129,6 @@ def _scene(organ: str, grid: np.ndarray, rng: np.random.Generator):
         volume[((grid[1] - centre[1]) / 13) ** 2 + ((grid[2] - centre[2]) / 13) ** 2 <= 1] = FAT_HU
         radial = np.hypot(grid[1] - centre[1], grid[2] - centre[2])
         organ_mask = radial <= 5.0
-        volume[organ_mask] = organ_hu
-        volume[radial <= 2.0] = AIR_HU
         tube = (centre[1], centre[2], 2.0)
     elif organ == "vertebra":
         organ_hu = 300.0
@@ -139,7 +137,9 @@ def _scene(organ: str, grid: np.ndarray, rng: np.random.Generator):
         organ_mask = radial <= 9.0
     else:
         raise ValueError(f"unknown phantom organ {organ!r}")
-    volume[organ_mask] = organ_hu if organ != "esophagus" else volume[organ_mask]
+    volume[organ_mask] = organ_hu
+    if tube is not None:  # the air in the esophagus
+        volume[np.hypot(grid[1] - tube[0], grid[2] - tube[1]) <= tube[2]] = AIR_HU
     return volume, organ_mask, organ_hu, tube
 
 

@@ -59,15 +59,13 @@ def kmeans(
     order = torch.rand(n, generator=torch.Generator().manual_seed(seed)).to(features.device)
     rank = torch.where(valid, order, torch.full_like(order, float("inf"))).argsort(dim=1)[:, :k]  # (W, k)
     centroids = features.gather(1, rank[..., None].expand(-1, -1, features.shape[2]))
-    for _ in range(iterations + 1):
-        distance = torch.cdist(features, centroids)  # (W, n, k)
-        assignment = distance.argmin(dim=2)
-        if _ == iterations:
-            break
+    for _ in range(iterations):
+        assignment = torch.cdist(features, centroids).argmin(dim=2)  # (W, n)
         members = nn.functional.one_hot(assignment, k).float() * valid[..., None]  # (W, n, k)
         counts = members.sum(1)[..., None]  # (W, k, 1)
         means = members.transpose(1, 2) @ features / counts.clamp(min=1)
         centroids = torch.where(counts > 0, means, centroids)
+    assignment = torch.cdist(features, centroids).argmin(dim=2)
     return assignment, centroids
 
 
