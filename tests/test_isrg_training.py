@@ -11,13 +11,8 @@ from reg2rg.isrg.session import InteractiveSession, load_isrg_model
 from reg2rg.isrg.studies import load_studies
 from reg2rg.training import train
 
-TINY = [
-    "model.dim=16",
-    "model.encoder_dim=16",
-    "model.encoder_depth=2",
-    "model.global_attn_indexes=[1]",
-    "model.encoder_heads=2",
-    "model.decoder_heads=2",
+# a few phantoms, 2 steps, 2 clicks (test_isrg_baselines.py uses them too)
+TINY_RUN = [
     "data.phantoms.n_train=8",
     "data.phantoms.n_valid=4",
     "data.phantoms.n_zeroshot=2",
@@ -25,6 +20,15 @@ TINY = [
     "evaluation.clicks=2",
     "evaluation.table_click=2",
     "logger=none",
+]
+TINY = [
+    "model.dim=16",
+    "model.encoder_dim=16",
+    "model.encoder_depth=2",
+    "model.global_attn_indexes=[1]",
+    "model.encoder_heads=2",
+    "model.decoder_heads=2",
+    *TINY_RUN,
 ]
 
 
@@ -37,7 +41,7 @@ def test_isrg_demo_trains_checkpoints_and_evaluates(tmp_path):
     assert result["exit_code"] == 0 and result["step"] == 2
     evaluation = tmp_path / "run" / "evaluation"
     metrics = json.loads((evaluation / "metrics.json").read_text())
-    assert metrics == result["metrics"] and metrics["variant"] == "Full"
+    assert metrics == result["metrics"] and metrics["method"] == "ISRG-CT (Full)"
     assert len(metrics["valid"]["dsc"]) == 2 and metrics["zeroshot"]["studies"] == 2
     assert (evaluation / "per_click.png").stat().st_size > 0 and "Table 3 layout" in (
         evaluation / "summary.md"

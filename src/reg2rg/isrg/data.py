@@ -69,7 +69,7 @@ class LesionCrops(Dataset):
 
 
 class LesionCollator:
-    """Stack samples into a batch for ``ISRGModel(**batch)`` (the study ids are left out). No token sequence:
+    """Stack samples into a batch for ``model(**batch)`` (the study ids are left out). No token sequence:
     ``max_length`` is None, so the trainer's length limits never apply."""
 
     max_length = None

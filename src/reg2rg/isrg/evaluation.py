@@ -10,12 +10,12 @@ import torch
 
 from .clicks import centre_click, lesion_at_clicks
 from .data import LesionStudy, lesion_sample
+from .interactive import ClickTrainedModel
 from .metrics import dice, hd95
-from .model import ISRGModel
 from .prompts import NEGATIVE, POSITIVE
 
 
-def evaluate_clicks(model: ISRGModel, studies: Sequence[LesionStudy], clicks: int) -> list[dict]:
+def evaluate_clicks(model: ClickTrainedModel, studies: Sequence[LesionStudy], clicks: int) -> list[dict]:
     """One record per study: {"study_id", "lesion_type", "dsc": [per click], "hd95": [...], "predicted":
     [[5 class indices] per click], "attributes": [5 true classes]}. Click 1 is the deepest lesion voxel; each
     next click is the deepest voxel of the previous mask's errors (``clicks.centre_click``). The mask scored is

@@ -14,20 +14,12 @@ from ..training.family import Family
 from ..training.generation import EVALUATION_DIR
 from .data import LesionCrops
 from .evaluation import evaluate_clicks
+from .interactive import ClickTrainedModel
 from .metrics import majority_classes
-from .model import ISRGModel
 from .studies import EVALUATION_SPLITS, load_studies, prepare_studies
 from .summary import split_metrics, summary_markdown, write_evaluation
 
 log = logging.getLogger(__name__)
-
-
-def variant(model: ISRGModel) -> str:
-    """The ablation's name (ISRG-CT Tables 2-3)."""
-    refinement, synergy = model.point_refinement, model.synergy is not None
-    return {(False, False): "Vanilla", (True, False): "+ Point refinement", (False, True): "+ Feature synergy"}.get(
-        (refinement, synergy), "Full"
-    )
 
 
 def prepare(cfg: DictConfig, splits: list[str]) -> dict[str, dict[str, Any]]:
@@ -43,12 +35,12 @@ def dataset(cfg: DictConfig, split: str, training: bool = False) -> LesionCrops:
     return LesionCrops(studies, cfg.model.crop_size, training, cfg.data.jitter, cfg.seed)
 
 
-def evaluate(cfg: DictConfig, model: ISRGModel, run_dir: Path, checkpoint: Path | None) -> dict[str, Any]:
+def evaluate(cfg: DictConfig, model: ClickTrainedModel, run_dir: Path, checkpoint: Path | None) -> dict[str, Any]:
     """Click through the evaluation split (and the zeroshot split, when prepared); write run_dir/evaluation."""
     settings = cfg.evaluation
     clicks, table_click = int(settings.clicks), int(settings.table_click)
     majority = majority_classes(np.stack([s.attributes for s in load_studies(cfg.data.cache_dir, "train")]))
-    metrics: dict[str, Any] = {"variant": variant(model), "clicks": clicks, "table_click": table_click}
+    metrics: dict[str, Any] = {"method": model.method, "clicks": clicks, "table_click": table_click}
     records = {}
     for split in [settings.split, "zeroshot"]:
         if split == "zeroshot" and not (Path(cfg.data.cache_dir) / "zeroshot.npz").is_file():

@@ -13,11 +13,9 @@ import torch
 from torch import nn
 
 from .attributes import NUM_CLASSES
-from .clicks import random_clicks
-from .data import LesionCollator
 from .encoder import ImageEncoder3D, LayerNorm3d, load_sam_med3d_encoder
 from .heads import AttributeHead, MaskHead
-from .losses import attribute_loss, mask_loss
+from .interactive import ClickTrainedModel, constructor_config
 from .prompts import PromptEncoder, refine_points
 from .synergy import FeatureSynergy
 from .token_encoder import HybridTokenEncoder
@@ -32,16 +30,9 @@ class ImageFeatures:
     detail: torch.Tensor
 
 
-@dataclass
-class ISRGOutput:
-    """``loss`` (training), and the last click's ``mask_logits`` (B, S, S, S) and ``attribute_logits``."""
+class ISRGModel(ClickTrainedModel):
+    kind = "isrg"
 
-    loss: torch.Tensor | None
-    mask_logits: torch.Tensor
-    attribute_logits: list[torch.Tensor]
-
-
-class ISRGModel(nn.Module):
     def __init__(
         self,
         crop_size: int = 32,
@@ -65,8 +56,7 @@ class ISRGModel(nn.Module):
         train_clicks: int = 3,
     ):
         super().__init__()
-        self.config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in locals().items() if k[0] != "_"}
-        del self.config["self"]
+        self.arguments = constructor_config(locals())
         if crop_size % patch_size:
             raise ValueError(f"crop_size {crop_size} is not a multiple of patch_size {patch_size}")
         self.crop_size, self.patch_size, self.grid = crop_size, patch_size, crop_size // patch_size
@@ -104,14 +94,12 @@ class ISRGModel(nn.Module):
         voxel_channels = self.mask_head.hypernetwork[-1].out_features
         self.synergy = FeatureSynergy(dim, decoder_heads, voxel_channels) if feature_synergy else None
 
-    max_positions = None  # no token sequence: the trainer's length limits do not apply
-
-    def collator(self, max_length: int | None = None) -> LesionCollator:
-        return LesionCollator()
-
-    def persistent_parameters(self) -> dict[str, torch.Tensor]:
-        """Everything a checkpoint keeps: all parameters and buffers (the Fourier matrix)."""
-        return dict(self.state_dict())
+    @property
+    def method(self) -> str:
+        """The ablation's name in the paper's Tables 2-3."""
+        refinement, synergy = self.point_refinement, self.synergy is not None
+        names = {(False, False): "Vanilla", (True, False): "+ Point refinement", (False, True): "+ Feature synergy"}
+        return f"ISRG-CT ({names.get((refinement, synergy), 'Full')})"
 
     def encode(self, image: torch.Tensor) -> ImageFeatures:
         """A normalised crop (B, 1, S, S, S) -> its features for ``decode``."""
@@ -149,28 +137,6 @@ class ISRGModel(nn.Module):
             before = self.mask_head.logits(mask_token, voxels)
             mask_token, attribute_features = self.synergy(mask_features, attribute_features, voxels, before)
         return self.mask_head.logits(mask_token, voxels), self.attribute_head.logits(attribute_features)
-
-    def forward(self, image: torch.Tensor, mask: torch.Tensor, attributes: torch.Tensor | None = None) -> ISRGOutput:
-        """Train on ``train_clicks`` simulated clicks: the first on the lesion, each next one on an error of the
-        previous prediction. image (B, 1, S, S, S) normalised, mask (B, S, S, S), attributes (B, 5) class
-        indices. The loss is the mean over clicks of Dice + attribute_weight * cross-entropy."""
-        target = mask.bool()
-        features = self.encode(image)
-        points = torch.zeros(len(image), 0, 3, dtype=torch.long, device=image.device)
-        labels = torch.zeros(len(image), 0, dtype=torch.long, device=image.device)
-        prediction, previous, losses = torch.zeros_like(target), None, []
-        for _ in range(self.train_clicks):
-            click, positive = random_clicks(prediction.cpu(), target.cpu())
-            points = torch.cat([points, click[:, None].to(image.device)], 1)
-            labels = torch.cat([labels, positive[:, None].long().to(image.device)], 1)
-            logits, attribute_logits = self.decode(features, points, labels, previous)
-            loss = mask_loss(logits, target)
-            if attributes is not None:
-                loss = loss + self.attribute_weight * attribute_loss(attribute_logits, attributes)
-            losses.append(loss)
-            previous = logits.detach()
-            prediction = previous > 0
-        return ISRGOutput(torch.stack(losses).mean(), logits, attribute_logits)
 
 
 def build_model(trust_remote_code: bool = False, sam_med3d_checkpoint: str | None = None, **config) -> ISRGModel:

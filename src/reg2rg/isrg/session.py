@@ -30,24 +30,31 @@ from ..files import atomic_path, atomic_write_bytes
 from ..models.checkpoint import MODULES, checkpoint_files, read_config, verify_digests
 from ..models.pretrained import mismatch_report
 from .attributes import ATTRIBUTES
+from .baselines import UNetBaselines
 from .clicks import lesion_at_clicks
 from .crops import AIR_HU, crop, normalize_hu
-from .model import ImageFeatures, ISRGModel
+from .interactive import ClickTrainedModel
+from .model import ISRGModel
 from .prompts import NEGATIVE, POSITIVE
 from .report import render_report
 
 NO_LESION = "No lesion found at the clicked point."
 
 
-def load_isrg_model(checkpoint_dir: str | Path, device: str = "cpu") -> ISRGModel:
-    """An ISRG-CT model from a checkpoint folder of a training run (safetensors; digests checked), in eval mode."""
+MODEL_KINDS = {model.kind: model for model in (ISRGModel, UNetBaselines)}
+
+
+def load_isrg_model(checkpoint_dir: str | Path, device: str = "cpu") -> ClickTrainedModel:
+    """An ISRG-CT model (or its baselines) from a checkpoint folder of a training run (safetensors; digests
+    checked), in eval mode."""
     directory = Path(checkpoint_dir)
     verify_digests(directory, checkpoint_files(directory))
-    config = read_config(directory)
+    config = dict(read_config(directory))
+    kind = config.pop("kind", ISRGModel.kind)
     try:
-        model = ISRGModel(**config)
-    except TypeError as error:
-        raise ValueError(f"{directory}: not an ISRG-CT checkpoint ({error})") from error
+        model = MODEL_KINDS[kind](**config)
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{directory}: not an ISRG-CT checkpoint ({error!r})") from error
     weights = load_file(directory / MODULES)
     problems = mismatch_report(model.state_dict(), weights)
     if problems:
@@ -69,7 +76,7 @@ class ClickResult:
 
 
 class InteractiveSession:
-    def __init__(self, model: ISRGModel, volume_hu: np.ndarray, affine: np.ndarray):
+    def __init__(self, model: ClickTrainedModel, volume_hu: np.ndarray, affine: np.ndarray):
         volume = np.asarray(volume_hu)
         if volume.ndim != 3 or not np.issubdtype(volume.dtype, np.number):
             raise ValueError(f"volume_hu must be a 3D numeric array (z, y, x); got shape {volume.shape}")
@@ -83,7 +90,7 @@ class InteractiveSession:
         self.affine = affine
         self._results: list[ClickResult] = []
         self._origin: np.ndarray | None = None  # volume index of the crop's voxel (0, 0, 0)
-        self._features: ImageFeatures | None = None
+        self._features = None  # model.encode(crop), kept for every click
 
     @property
     def result(self) -> ClickResult | None:

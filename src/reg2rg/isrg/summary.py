@@ -43,9 +43,9 @@ def split_metrics(records: list[dict], majority: np.ndarray, table_click: int) -
 
 def summary_markdown(metrics: dict[str, Any]) -> str:
     """Markdown tables: per click, Table 2 (DSC / HD95 at the table click), Table 3 (accuracy), per type."""
-    k, variant = metrics["table_click"], metrics["variant"]
+    k, method = metrics["table_click"], metrics["method"]
     splits = [s for s in ("valid", "zeroshot") if s in metrics]
-    lines = [f"## ISRG-CT ({variant}): segmentation after each click", ""]
+    lines = [f"## {method}: segmentation after each click", ""]
     lines += ["| click | " + " | ".join(f"{s} DSC | {s} HD95 (mm) | {s} attribute mean" for s in splits) + " |"]
     lines += ["|---" * (1 + 3 * len(splits)) + "|"]
     for c in range(metrics["clicks"]):
@@ -57,10 +57,10 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
     lines += ["", f"## Attribute accuracy after {k} clicks (Table 3 layout)", ""]
     lines += ["| setting | method | " + " | ".join(ATTRIBUTE_NAMES) + " | average |", "|---" * 8 + "|"]
     for s in splits:
-        for method, key in ((f"ISRG-CT ({variant})", "attribute_accuracy"), ("majority class", "majority_baseline")):
+        for name, key in ((method, "attribute_accuracy"), ("majority class", "majority_baseline")):
             values = metrics[s][key]
             row = " | ".join(f"{values[a]:.3f}" for a in ATTRIBUTE_NAMES)
-            lines.append(f"| {s} | {method} | {row} | {values['mean']:.3f} |")
+            lines.append(f"| {s} | {name} | {row} | {values['mean']:.3f} |")
     lines += ["", f"## DSC per lesion type after {k} clicks", "", "| setting | lesion type | studies | DSC |"]
     lines.append("|---|---|---|---|")
     for s in splits:
@@ -91,5 +91,5 @@ def plot_per_click(metrics: dict[str, Any], path: Path) -> Path:
         axis.set_ylim(0, 1)
         axis.grid(alpha=0.3)
         axis.legend()
-        axis.set_title(f"ISRG-CT ({metrics['variant']})")
+        axis.set_title(metrics["method"])
     return path
