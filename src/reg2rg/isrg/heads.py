@@ -28,10 +28,11 @@ class MaskHead(nn.Module):
             layers += [nn.ConvTranspose3d(channels[i], channels[i + 1], 2, stride=2), LayerNorm3d(channels[i + 1])]
             layers.append(nn.GELU())
         self.upscaling = nn.Sequential(*layers)
-        # full-resolution detail of the crop itself, added to the upscaled features: the patch grid alone
-        # blurs lesion edges (patch_size voxels per token)
+        # full-resolution detail, added to the upscaled features: the patch grid alone blurs lesion edges
+        # (patch_size voxels per token). Its input: the crop, the click maps (positive, negative) and the
+        # previous mask probability (B, 4, S, S, S), so that a click corrects the voxels around it
         self.image_detail = nn.Sequential(
-            nn.Conv3d(1, channels[-1], 3, padding=1), nn.GELU(), nn.Conv3d(channels[-1], channels[-1], 3, padding=1)
+            nn.Conv3d(4, channels[-1], 3, padding=1), nn.GELU(), nn.Conv3d(channels[-1], channels[-1], 3, padding=1)
         )
         self.hypernetwork = MLP(dim, dim, channels[-1])
         # a per-voxel classifier of the same features next to the mask token's: from scratch it learns what a

@@ -16,7 +16,7 @@ from .attributes import NUM_CLASSES
 from .encoder import ImageEncoder3D, LayerNorm3d, load_sam_med3d_encoder
 from .heads import AttributeHead, MaskHead
 from .interactive import ClickTrainedModel, constructor_config
-from .prompts import PromptEncoder, refine_points
+from .prompts import PromptEncoder, click_maps, refine_points
 from .synergy import FeatureSynergy
 from .token_encoder import HybridTokenEncoder
 
@@ -24,10 +24,10 @@ from .token_encoder import HybridTokenEncoder
 @dataclass
 class ImageFeatures:
     """A crop's encoding, computed once for all its clicks: ``embeddings`` (B, C, g, g, g) from the encoder,
-    ``detail`` (B, c', S, S, S) at full resolution for the mask head."""
+    and the crop itself (B, 1, S, S, S) for the mask head's full-resolution detail."""
 
     embeddings: torch.Tensor
-    detail: torch.Tensor
+    image: torch.Tensor
 
 
 class ISRGModel(ClickTrainedModel):
@@ -54,6 +54,7 @@ class ISRGModel(ClickTrainedModel):
         feature_synergy: bool = True,
         attribute_weight: float = 1.0,
         train_clicks: int = 3,
+        click_sigma: float = 2.0,
     ):
         super().__init__()
         self.arguments = constructor_config(locals())
@@ -63,7 +64,7 @@ class ISRGModel(ClickTrainedModel):
         self.point_refinement = point_refinement
         self.refinement = (refinement_window, refinement_clusters, refinement_seed)
         self.attribute_weight = attribute_weight
-        self.train_clicks = train_clicks
+        self.train_clicks, self.click_sigma = train_clicks, click_sigma
         self.encoder = ImageEncoder3D(
             crop_size,
             patch_size,
@@ -103,7 +104,7 @@ class ISRGModel(ClickTrainedModel):
 
     def encode(self, image: torch.Tensor) -> ImageFeatures:
         """A normalised crop (B, 1, S, S, S) -> its features for ``decode``."""
-        return ImageFeatures(self.encoder(image), self.mask_head.image_detail(image))
+        return ImageFeatures(self.encoder(image), image)
 
     def decode(
         self,
@@ -115,6 +116,9 @@ class ISRGModel(ClickTrainedModel):
         """The crop's features, clicks (B, P, 3) voxels with labels (B, P), the previous mask logits (B, S, S, S)
         or None -> (mask logits (B, S, S, S), [attribute logits (B, classes)])."""
         embeddings = features.embeddings
+        previous = torch.zeros_like(features.image) if previous_logits is None else previous_logits.sigmoid()[:, None]
+        clicks = click_maps(points, labels, self.crop_size, self.click_sigma)  # (B, 2, S, S, S)
+        detail = self.mask_head.image_detail(torch.cat([features.image, clicks, previous], 1))  # (B, c', S, S, S)
         if self.point_refinement:
             refined, refined_labels = refine_points(embeddings, points, labels, self.patch_size, *self.refinement)
             points, labels = torch.cat([points, refined], 1), torch.cat([labels, refined_labels], 1)
@@ -130,7 +134,7 @@ class ISRGModel(ClickTrainedModel):
         image_pe = self.prompt_encoder.positions.grid(self.grid).flatten(1).T[None]  # (1, N, C)
         tokens, image = self.token_encoder(tokens, image, tokens, image_pe)
         mask_features = self.mask_head.features(tokens, image, tokens, image_pe)  # (B, 1 + N, C)
-        voxels = self.mask_head.upscale(mask_features, features.detail)  # (B, c', S, S, S)
+        voxels = self.mask_head.upscale(mask_features, detail)  # (B, c', S, S, S)
         mask_token = mask_features[:, 0]
         attribute_features = self.attribute_head.features(tokens, image, image_pe)
         if self.synergy is not None:

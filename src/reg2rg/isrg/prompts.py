@@ -105,3 +105,17 @@ def refine_points(
         refined_labels = kind.repeat_interleave(clusters, dim=1).masked_fill(empty, PAD)
         refined_labels = refined_labels.masked_fill((labels == PAD).repeat_interleave(clusters, dim=1), PAD)
     return refined, refined_labels
+
+
+def click_maps(points: torch.Tensor, labels: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
+    """Clicks (B, P >= 1, 3) voxels with labels (B, P) -> (B, 2, S, S, S): the positive, then the negative clicks, each
+    a Gaussian exp(-d^2 / 2 sigma^2) around its voxel; where clicks overlap, the larger value."""
+    axis = torch.arange(size, device=points.device, dtype=torch.float32)
+    grid = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), dim=-1)  # (S, S, S, 3)
+    squared = ((grid[None, None] - points[:, :, None, None, None].float()) ** 2).sum(-1)  # (B, P, S, S, S)
+    heat = torch.exp(-squared / (2 * sigma**2))
+    maps = []
+    for label in (POSITIVE, NEGATIVE):
+        chosen = (labels == label)[:, :, None, None, None]
+        maps.append(torch.where(chosen, heat, torch.zeros_like(heat)).amax(1))
+    return torch.stack(maps, dim=1)
