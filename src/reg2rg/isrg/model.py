@@ -139,7 +139,9 @@ class ISRGModel(ClickTrainedModel):
         attribute_features = self.attribute_head.features(tokens, image, image_pe)
         if self.synergy is not None:
             before = self.mask_head.logits(mask_token, voxels)
-            mask_token, attribute_features = self.synergy(mask_features, attribute_features, voxels, before)
+            mask_token, attribute_features = self.synergy(
+                mask_features, attribute_features, voxels, before, features.image
+            )
         return self.mask_head.logits(mask_token, voxels), self.attribute_head.logits(attribute_features)
 
 
