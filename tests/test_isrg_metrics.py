@@ -7,6 +7,7 @@ from monai.metrics import compute_dice, compute_hausdorff_distance
 from scipy import ndimage
 
 from reg2rg.isrg.metrics import accuracy, dice, hd95
+from reg2rg.isrg.summary import comparison_markdown, split_metrics
 
 
 def _blobs(seed: int, shape=(20, 24, 28)):
@@ -45,3 +46,27 @@ def test_accuracy_per_attribute():
     predicted = np.array([[0, 1, 2, 0, 1], [1, 1, 2, 1, 1]])
     labels = np.array([[0, 0, 2, 1, 1], [1, 1, 0, 1, 0]])
     assert accuracy(predicted, labels).tolist() == [1.0, 0.5, 0.5, 0.5, 0.5]
+
+
+def _records(dsc_per_click, predicted):
+    """Two studies of one type with the given per-click DSC, predicted attributes at every click, labels 0."""
+    return [
+        {"lesion_type": "t", "dsc": d, "hd95": [1.0] * len(d), "predicted": [p] * len(d), "attributes": [0] * 5}
+        for d, p in zip(dsc_per_click, predicted)
+    ]
+
+
+def test_a_comparison_puts_each_run_beside_the_others_and_the_majority_class_once():
+    majority = np.zeros(5, dtype=int)
+    first = _records([[0.5, 0.7], [0.7, 0.9]], [[0, 0, 0, 0, 0], [0, 1, 1, 1, 1]])
+    second = _records([[0.1, 0.2], [0.3, 0.4]], [[1, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    runs = [
+        {"method": method, "clicks": 2, "table_click": 2, "valid": split_metrics(records, majority, 2)}
+        for method, records in (("ISRG-CT (Full)", first), ("UNet", second))
+    ]
+    table = comparison_markdown(runs)
+    assert "| valid | ISRG-CT (Full) | 0.600 | 0.800 | 1.00 |" in table
+    assert "| valid | UNet | 0.200 | 0.300 | 1.00 |" in table
+    assert "| valid | ISRG-CT (Full) | 1.000 | 0.500 | 0.500 | 0.500 | 0.500 | 0.600 |" in table
+    assert "| valid | UNet | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 |" in table
+    assert table.count("majority class") == 1 and "zeroshot" not in table

@@ -69,27 +69,59 @@ def summary_markdown(metrics: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def comparison_markdown(runs: list[dict[str, Any]]) -> str:
+    """Several runs' metrics side by side: DSC after each click and HD95 after the table click (Table 2's
+    metrics), then attribute accuracy (Table 3's layout), with the majority class once per split."""
+    k, clicks = runs[0]["table_click"], min(m["clicks"] for m in runs)
+    lines = ["| setting | method | " + " | ".join(f"DSC {c + 1}" for c in range(clicks)) + f" | HD95 {k} (mm) |"]
+    lines.append("|---" * (3 + clicks) + "|")
+    for split in ("valid", "zeroshot"):
+        for metrics in (m for m in runs if split in m):
+            values = metrics[split]
+            cells = " | ".join(f"{d:.3f}" for d in values["dsc"][:clicks])
+            lines.append(f"| {split} | {metrics['method']} | {cells} | {values['hd95'][k - 1]:.2f} |")
+    lines += ["", f"Attribute accuracy after {k} clicks:", ""]
+    lines += ["| setting | method | " + " | ".join(ATTRIBUTE_NAMES) + " | average |", "|---" * 8 + "|"]
+    for split in ("valid", "zeroshot"):
+        chosen = [m for m in runs if split in m]
+        rows = [(m["method"], m[split]["attribute_accuracy"]) for m in chosen]
+        if chosen:
+            rows.append(("majority class", chosen[0][split]["majority_baseline"]))
+        for name, values in rows:
+            row = " | ".join(f"{values[a]:.3f}" for a in ATTRIBUTE_NAMES)
+            lines.append(f"| {split} | {name} | {row} | {values['mean']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_evaluation(folder: Path, metrics: dict[str, Any], records: dict[str, list[dict]]) -> None:
     """metrics.json, summary.md, records.jsonl (one line per study and split) and per_click.png into ``folder``."""
     atomic_write_bytes(folder / "metrics.json", (json.dumps(metrics, indent=2) + "\n").encode("utf-8"))
     atomic_write_bytes(folder / "summary.md", summary_markdown(metrics).encode("utf-8"))
     lines = [json.dumps({"split": split, **r}) + "\n" for split, rows in records.items() for r in rows]
     atomic_write_bytes(folder / "records.jsonl", "".join(lines).encode("utf-8"))
-    plot_per_click(metrics, folder / "per_click.png")
+    plot_per_click([metrics], folder / "per_click.png")
 
 
-def plot_per_click(metrics: dict[str, Any], path: Path) -> Path:
-    """Mean DSC against the number of clicks, one line per split."""
-    clicks = np.arange(1, metrics["clicks"] + 1)
-    with _figure(path, (5, 3.5)) as axis:
-        for split, label in (("valid", "seen types (valid)"), ("zeroshot", "held-out types (zeroshot)")):
-            if split in metrics:
-                axis.plot(clicks, metrics[split]["dsc"], marker="o", label=label)
+def plot_per_click(runs: list[dict[str, Any]], path: Path) -> Path:
+    """Mean DSC against the number of clicks: one colour per run, solid for the seen types (valid), dashed for
+    the held-out types (zeroshot)."""
+    import matplotlib.pyplot as plt
+
+    clicks = np.arange(1, max(m["clicks"] for m in runs) + 1)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    with _figure(path, (6, 4)) as axis:
+        for metrics, colour in zip(runs, colours):
+            for split, style, label in (("valid", "-", "seen types"), ("zeroshot", "--", "held-out types")):
+                if split in metrics:
+                    dsc = metrics[split]["dsc"]
+                    axis.plot(
+                        clicks[: len(dsc)], dsc, style, color=colour, marker="o", label=f"{metrics['method']}, {label}"
+                    )
         axis.set_xlabel("clicks")
         axis.set_ylabel("mean DSC")
         axis.set_xticks(clicks)
         axis.set_ylim(0, 1)
         axis.grid(alpha=0.3)
-        axis.legend()
-        axis.set_title(metrics["method"])
+        axis.legend(fontsize=7)
+        axis.set_title("Mean DSC after each click")
     return path
