@@ -1,5 +1,10 @@
 """ISRG-CT lesion metrics against MONAI's."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -56,17 +61,38 @@ def _records(dsc_per_click, predicted):
     ]
 
 
-def test_a_comparison_puts_each_run_beside_the_others_and_the_majority_class_once():
+def _two_runs():
     majority = np.zeros(5, dtype=int)
     first = _records([[0.5, 0.7], [0.7, 0.9]], [[0, 0, 0, 0, 0], [0, 1, 1, 1, 1]])
     second = _records([[0.1, 0.2], [0.3, 0.4]], [[1, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
-    runs = [
+    return [
         {"method": method, "clicks": 2, "table_click": 2, "valid": split_metrics(records, majority, 2)}
         for method, records in (("ISRG-CT (Full)", first), ("UNet", second))
     ]
-    table = comparison_markdown(runs)
+
+
+def test_a_comparison_puts_each_run_beside_the_others_and_the_majority_class_once():
+    table = comparison_markdown(_two_runs())
     assert "| valid | ISRG-CT (Full) | 0.600 | 0.800 | 1.00 |" in table
     assert "| valid | UNet | 0.200 | 0.300 | 1.00 |" in table
     assert "| valid | ISRG-CT (Full) | 1.000 | 0.500 | 0.500 | 0.500 | 0.500 | 0.600 |" in table
     assert "| valid | UNet | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 | 0.000 |" in table
     assert table.count("majority class") == 1 and "zeroshot" not in table
+
+
+def test_compare_script_names_runs_by_label_and_writes_table_and_plot(tmp_path):
+    folders = []
+    for index, metrics in enumerate(_two_runs()):
+        folder = tmp_path / f"run{index}" / "evaluation"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps(metrics))
+        folders.append(str(folder.parent))
+    script = Path(__file__).parents[1] / "scripts" / "compare_isrg.py"
+    out = tmp_path / "comparison"
+    command = [sys.executable, str(script), *folders, "--labels", "seed 0", "seed 1", "--out", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "| valid | seed 1 | 0.200 | 0.300 | 1.00 |" in (out / "comparison.md").read_text()
+    assert (out / "per_click.png").stat().st_size > 0
+    missing = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True)
+    assert missing.returncode != 0 and "metrics.json: not found" in missing.stderr
