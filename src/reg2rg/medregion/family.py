@@ -8,13 +8,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 from reg2rg.files import atomic_write_bytes
 from reg2rg.medregion.collate import TokenPlan
 from reg2rg.medregion.dataset import MedRegionDataset, prepare_features
 from reg2rg.medregion.evaluation import score, summary_markdown
+from reg2rg.medregion.inference import generate_reports
 from reg2rg.medregion.model import MedRegionCT
 from reg2rg.medregion.prompt import target_text
 from reg2rg.training.family import Family
@@ -43,15 +43,12 @@ def tokenizer_corpus(cfg: DictConfig, train_set: MedRegionDataset) -> list[str]:
 def evaluate(cfg: DictConfig, model: MedRegionCT, run_dir: Path, checkpoint: Path | None) -> dict[str, Any]:
     """Generate the evaluation split's reports, write them and their scores under ``run_dir/evaluation``."""
     split = dataset(cfg, cfg.evaluation.split)
-    collate = model.collator(inference=True)
-    device = next(model.parameters()).device
     size = int(cfg.evaluation.batch_size)
     max_new_tokens = int(cfg.evaluation.generation.get("max_new_tokens") or 256)
     predictions = []
     for start in range(0, len(split), size):
-        batch = collate([split[i] for i in range(start, min(start + size, len(split)))])
-        batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        predictions += model.generate(batch, max_new_tokens=max_new_tokens)
+        samples = [split[i] for i in range(start, min(start + size, len(split)))]
+        predictions += generate_reports(model, samples, max_new_tokens)
     metrics = score(predictions, split.entries)
     metrics["checkpoint"] = str(checkpoint) if checkpoint else None
     folder = run_dir / EVALUATION_DIR

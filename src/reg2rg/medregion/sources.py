@@ -28,6 +28,8 @@ from reg2rg.medregion.regions import REGIONS, radgenome_to_medregion, regroup_re
 from reg2rg.medregion.study_masks import read_mask_folder, read_mask_on_grid
 from reg2rg.medregion.testbed import study_id
 
+REGION_FOLDER = "regions"  # a study folder's six region masks: regions/<region>.nii.gz
+
 
 @dataclass
 class SourceStudy:
@@ -43,19 +45,28 @@ def testbed_studies(data: Mapping[str, Any], split: str) -> Iterator[SourceStudy
     """The studies of a written testbed split (reg2rg.medregion.testbed's layout)."""
     testbed = data["testbed"]
     for index in range(int(testbed[f"n_{split}"])):
-        name = study_id(split, index)
-        folder = Path(testbed["folder"]) / split / name
-        volume = read_volume(folder / "volume.nii.gz")
-        paths = [folder / "regions" / f"{region}.nii.gz" for region in REGIONS]
-        record = json.loads((folder / "study.json").read_text(encoding="utf-8"))
-        yield SourceStudy(
-            study_id=name,
-            volume=volume,
-            region_masks=[read_mask_on_grid(path, volume) if path.is_file() else None for path in paths],
-            region_reports=record["region_reports"],
-            attributes=read_mask_folder(folder / "volume.nii.gz", folder / "masks").attributes(),
-            truth=record["truth"],
-        )
+        yield read_study_folder(Path(testbed["folder"]) / split / study_id(split, index))
+
+
+def read_study_folder(folder: Path) -> SourceStudy:
+    """A study folder in the testbed's layout (``reg2rg.medregion.testbed``): ``volume.nii.gz``, ``regions/``
+    (a region without its file has no mask), ``masks/`` (organs and lesions, for the attributes) and, optionally,
+    ``study.json`` (the region reports and the truth)."""
+    volume = read_volume(folder / "volume.nii.gz")
+    paths = [folder / REGION_FOLDER / f"{region}.nii.gz" for region in REGIONS]
+    record_path = folder / "study.json"
+    record = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else {}
+    masks = folder / "masks"
+    return SourceStudy(
+        study_id=folder.name,
+        volume=volume,
+        region_masks=[read_mask_on_grid(path, volume) if path.is_file() else None for path in paths],
+        region_reports=record.get("region_reports", {}),
+        attributes=read_mask_folder(folder / "volume.nii.gz", masks).attributes()
+        if masks.is_dir()
+        else {"organs": {}, "lesions": {}},
+        truth=record.get("truth"),
+    )
 
 
 class ReaderSource:
