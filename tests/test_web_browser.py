@@ -184,11 +184,20 @@ def test_open_a_study_generate_and_segment_a_lesion_in_a_browser(browser, server
 
 
 def screenshot(
-    url: str, out: str, study: int, row: float, col: float, axial_slice: int | None, height: int, window: str
+    url: str,
+    out: str,
+    study: int,
+    row: float,
+    col: float,
+    axial_slice: int | None,
+    height: int,
+    window: str,
+    lesion: bool = True,
 ) -> None:
     """The page at ``url`` with study number ``study`` open, its reports generated when a model is served, and
     a lesion clicked at (``row``, ``col``) of the axial view (fractions of its height and width; on slice
-    ``axial_slice``, counted from 0, else the one shown first) in the HU ``window`` preset, saved to ``out``."""
+    ``axial_slice``, counted from 0, else the one shown first) in the HU ``window`` preset, saved to ``out``.
+    ``lesion=False`` leaves out the click (the region reports alone)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -206,12 +215,13 @@ def screenshot(
             page.click("#generate")
             page.wait_for_function("document.querySelector('#reports-title').textContent.startsWith('Generated')")
         page.click(f"#windows button[data-window={window}]")
-        page.click("#lesion-mode")
         if axial_slice is not None:
             page.evaluate(f"moveTo('axial', {axial_slice})")
-        box = page.locator(".view[data-view=axial] img").bounding_box()
-        page.mouse.click(box["x"] + col * box["width"], box["y"] + row * box["height"])
-        page.wait_for_function("document.querySelector('#lesion-report').textContent.length > 0")
+        if lesion:
+            page.click("#lesion-mode")
+            box = page.locator(".view[data-view=axial] img").bounding_box()
+            page.mouse.click(box["x"] + col * box["width"], box["y"] + row * box["height"])
+            page.wait_for_function("document.querySelector('#lesion-report').textContent.length > 0")
         page.wait_for_function("[...document.querySelectorAll('.view img')].every(i => i.complete && i.naturalWidth)")
         page.screenshot(path=out)
         launched.close()
@@ -229,6 +239,7 @@ if __name__ == "__main__":  # python tests/test_web_browser.py http://127.0.0.1:
     parser.add_argument("--slice", type=int, help="the axial slice to click on, from 0 (inferior)")
     parser.add_argument("--height", type=int, default=1000, help="the browser window's height in pixels (width 1500)")
     parser.add_argument("--window", default="lung", help="the HU window preset: lung, mediastinum or bone")
+    parser.add_argument("--no-lesion", action="store_true", help="no lesion click: the region reports alone")
     arguments = parser.parse_args()
     screenshot(
         arguments.url,
@@ -239,4 +250,5 @@ if __name__ == "__main__":  # python tests/test_web_browser.py http://127.0.0.1:
         arguments.slice,
         arguments.height,
         arguments.window,
+        not arguments.no_lesion,
     )

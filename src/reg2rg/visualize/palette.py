@@ -25,13 +25,16 @@ PALETTE: dict[str, str] = {
 }
 assert tuple(PALETTE) == REGIONS
 UNKNOWN_COLOUR = "#777777"  # a report that no input region can be matched to
+# MedRegion-CT's regions that Reg2RG names otherwise take the colour of the Reg2RG region they cover.
+MEDREGION_NAMES = {"airway": "trachea and bronchie", "osseous": "bone"}
 
 
 def region_colour(region: str | None) -> str:
-    """The fixed colour of a region (any spelling ``canonical_region`` knows); grey for unknown ones."""
+    """The fixed colour of a region (any spelling ``canonical_region`` knows, or a MedRegion-CT region); grey for
+    unknown ones."""
     if region is None:
         return UNKNOWN_COLOUR
-    return PALETTE.get(canonical_region(region) or "", UNKNOWN_COLOUR)
+    return PALETTE.get(canonical_region(region) or MEDREGION_NAMES.get(region, ""), UNKNOWN_COLOUR)
 
 
 def _text_colour(colour: str, contrast: float = 4.5) -> tuple[float, float, float]:

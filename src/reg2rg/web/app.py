@@ -23,19 +23,23 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 
 from reg2rg.data.errors import MAX_VOXELS, StudyError
-from reg2rg.visualize.palette import PALETTE
+from reg2rg.visualize.palette import PALETTE, region_colour
 from reg2rg.web.jobs import Busy, ReportGenerator
 from reg2rg.web.lesion import LesionSession, SessionFactory
 from reg2rg.web.slices import WINDOWS, best_slices, render_slice, view_geometry, voxel_at
 from reg2rg.web.studies import (
     MASK_FOLDER,
+    MEDREGION,
     NIFTI_SUFFIXES,
     DataRoots,
     OpenedStudy,
     PathRefused,
     is_cache,
+    is_medregion_folder,
     list_studies,
+    medregion_studies,
     open_cached,
+    open_medregion_folder,
     open_nifti_folder,
 )
 
@@ -50,7 +54,7 @@ class ServeSettings:
     data: Path | None  # the cache or study folder the page opens first
     data_roots: list[Path]  # studies are read from inside these folders only (the work folder is added)
     work_dir: Path  # uploads and preprocessed NIfTI studies
-    checkpoint: Path | None = None  # a report generation checkpoint (Reg2RG)
+    checkpoint: Path | None = None  # a report generation checkpoint (Reg2RG or MedRegion-CT)
     isrg_checkpoint: Path | None = None  # an ISRG-CT checkpoint for lesion mode
     max_upload_mb: float = 512.0
     max_voxels: int = MAX_VOXELS
@@ -155,11 +159,11 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
             "views": {view: view_geometry(ras, view) for view in ("axial", "coronal", "sagittal")},
             "slices": best_slices(ras, opened.regions),
             "regions": [
-                {"name": region, "colour": PALETTE[region], "centre": opened.centre(region)}
+                {"name": region, "colour": region_colour(region), "centre": opened.centre(region)}
                 for region in opened.regions
             ],
             "reference": opened.reference,
-            "can_generate": generator is not None and opened.sample is not None,
+            "can_generate": generator is not None and opened.sample is not None and opened.family == generator.family,
             "uploaded": is_upload(opened),
         }
 
@@ -190,9 +194,16 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
         folder = settings.roots.resolve(request.path)
         if not folder.is_dir():
             raise ValueError(f"{request.path} is a file: open the cache folder or the study folder that holds it")
+        encoder = generator.encoder if generator is not None else None
+        reg2rg_checkpoint = settings.checkpoint if encoder is None else None  # the Reg2RG model's data settings
         if is_cache(folder):
-            return register(open_cached(folder, request.split, request.study_id, settings.checkpoint))
-        return register(open_nifti_folder(folder, settings.work_dir, settings.checkpoint, settings.max_voxels))
+            return register(open_cached(folder, request.split, request.study_id, reg2rg_checkpoint))
+        if is_medregion_folder(folder):
+            return register(open_medregion_folder(folder, encoder))
+        found = [study for study in medregion_studies(folder) if study.name == request.study_id]
+        if found:
+            return register(open_medregion_folder(found[0], encoder))
+        return register(open_nifti_folder(folder, settings.work_dir, reg2rg_checkpoint, settings.max_voxels))
 
     @app.post("/api/upload")
     async def upload(request: Request, name: str) -> dict[str, Any]:
@@ -246,7 +257,16 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
     def generate(key: str) -> dict[str, Any]:
         opened = study(key)
         if generator is None:
-            raise HTTPException(400, "no report model: start the server with checkpoint=<a Reg2RG checkpoint>")
+            raise HTTPException(
+                400, "no report model: start the server with checkpoint=<a Reg2RG or MedRegion-CT checkpoint>"
+            )
+        if opened.family != generator.family:
+            names = {"reg2rg": "Reg2RG", MEDREGION: "MedRegion-CT"}
+            raise HTTPException(
+                400,
+                f"{opened.study_id} is laid out for {names[opened.family]}, but the report model is "
+                f"{names[generator.family]}: open one of its studies",
+            )
         if opened.sample is None:
             raise HTTPException(400, f"{opened.study_id} has no region masks: reports are generated for regions")
         return generator.start(key, opened.sample).status()

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from reg2rg.visualize.grounding import ground_reports
+from reg2rg.visualize.palette import region_colour
+from reg2rg.web.studies import MEDREGION
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,15 @@ class GenerationJob:
 
 
 class ReportGenerator:
-    """Generates a study's region reports with the checkpoint's model (loaded on first use), greedy."""
+    """Generates a study's region reports with the checkpoint's model (loaded on first use), greedy: a Reg2RG model,
+    or a MedRegion-CT model (``encoder``: its slice encoder, which makes its studies' samples)."""
 
     def __init__(self, checkpoint: Path, device: str = "cpu", max_new_tokens: int = 512):
+        from reg2rg.medregion.inference import encoder_settings
+
         self.checkpoint = checkpoint
+        self.encoder = encoder_settings(checkpoint)
+        self.family = "reg2rg" if self.encoder is None else MEDREGION
         self.device = device
         self.max_new_tokens = max_new_tokens
         self.jobs: dict[str, GenerationJob] = {}
@@ -82,10 +89,48 @@ class ReportGenerator:
 
     def model(self):
         if self._model is None:
-            from reg2rg.models import from_pretrained
+            if self.encoder is not None:
+                from reg2rg.medregion.inference import load_medregion_model
 
-            self._model = from_pretrained(self.checkpoint, device=self.device)
+                self._model = load_medregion_model(self.checkpoint, self.device)
+            else:
+                from reg2rg.models import from_pretrained
+
+                self._model = from_pretrained(self.checkpoint, device=self.device)
         return self._model
+
+    def reports(self, model, sample: dict, max_new_tokens: int) -> list[dict[str, Any]]:
+        """The page's report entries of one study: index, region, header, body, flagged, colour."""
+        if self.encoder is not None:
+            from reg2rg.medregion.inference import generate_reports
+            from reg2rg.medregion.regions import REGIONS, REPORT_HEADINGS
+
+            [generation] = generate_reports(model, [sample], max_new_tokens)
+            masked = {region for region, present in zip(REGIONS, sample["present"].tolist()) if present}
+            return [
+                {
+                    "index": index,
+                    "region": region,
+                    "header": REPORT_HEADINGS[region],
+                    "body": body,
+                    "flagged": region not in masked,  # a report on a region the study has no mask for
+                    "colour": region_colour(region),
+                }
+                for index, (region, body) in enumerate(generation["regions"].items())
+            ]
+        [generation] = model.generate_reports([sample], max_new_tokens=max_new_tokens)
+        grounded = ground_reports(generation, sample["regions"], model.template.first_region_index)
+        return [
+            {
+                "index": entry.index,
+                "region": entry.region,
+                "header": entry.header(),
+                "body": entry.body(),
+                "flagged": entry.mismatch,
+                "colour": entry.colour,
+            }
+            for entry in grounded
+        ]
 
     def _run(self, job: GenerationJob, sample: dict) -> None:
         start = time.perf_counter()
@@ -103,21 +148,9 @@ class ReportGenerator:
 
             hook = model.llm.get_output_embeddings().register_forward_pre_hook(count_step)
             try:
-                [generation] = model.generate_reports([sample], max_new_tokens=job.max_new_tokens)
+                job.reports = self.reports(model, sample, job.max_new_tokens)
             finally:
                 hook.remove()
-            grounded = ground_reports(generation, sample["regions"], model.template.first_region_index)
-            job.reports = [
-                {
-                    "index": entry.index,
-                    "region": entry.region,
-                    "header": entry.header(),
-                    "body": entry.body(),
-                    "flagged": entry.mismatch,
-                    "colour": entry.colour,
-                }
-                for entry in grounded
-            ]
             final = "done"
         except Cancelled:
             final = "cancelled"

@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.colors import to_rgb
 from scipy.ndimage import binary_erosion
 
-from reg2rg.visualize.palette import PALETTE
+from reg2rg.visualize.palette import region_colour
 from reg2rg.visualize.ras import _EDGES, VIEWS, _best_slice, _display, _RasStudy
 
 # Window presets as (level, width) in HU.
@@ -108,7 +108,7 @@ def render_slice(
         mask = ras.plane(region, axis, index)
         if mask is not None:
             alpha = FILL if highlight is None else HIGHLIGHT_FILL if region == highlight else DIMMED_FILL
-            _blend(image, _display(mask, view), PALETTE[region], alpha, outline=region == highlight)
+            _blend(image, _display(mask, view), region_colour(region), alpha, outline=region == highlight)
     if lesion is not None:
         _blend(image, _display(np.take(lesion, index, axis=axis), view), LESION_COLOUR, LESION_FILL, outline=True)
     for voxel, positive in points:

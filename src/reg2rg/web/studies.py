@@ -4,6 +4,8 @@ inside the configured data roots.
 A cache folder (``<split>.jsonl`` index files) lists its studies by split. A NIfTI study folder holds one
 volume (``*.nii`` / ``*.nii.gz``) and, optionally, ``masks/<region>.nii.gz``; with masks it is preprocessed
 once into the server's work folder like a cache study, so that a model can generate its region reports.
+A MedRegion-CT study folder (``volume.nii.gz``, ``regions/``, ``masks/``: ``reg2rg.medregion.testbed``'s layout),
+or a folder of them, opens with its six region masks; a MedRegion-CT report model reads it as it was trained.
 Every opened study is shown in RAS axis order (``reg2rg.visualize.ras``).
 """
 
@@ -14,15 +16,20 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from reg2rg.visualize.ras import _RasStudy
 
+if TYPE_CHECKING:
+    from reg2rg.medregion.features import EncoderSettings
+
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MASK_FOLDER = "masks"  # a NIfTI study folder's region masks: masks/<region>.nii.gz
 NIFTI_SPLIT = "study"  # the split name a NIfTI study folder is listed under
+MEDREGION = "medregion"  # OpenedStudy.family of a study opened for MedRegion-CT
+MEDREGION_VOLUME = "volume.nii.gz"  # a MedRegion-CT study folder's volume, beside regions/ and masks/
 
 
 class PathRefused(ValueError):
@@ -69,6 +76,10 @@ def list_studies(folder: Path) -> list[dict[str, str]]:
             for index in sorted(folder.glob("*.jsonl"))
             for entry in read_index(folder, index.stem)
         ]
+    if is_medregion_folder(folder):
+        return [{"split": NIFTI_SPLIT, "study_id": folder.name}]
+    if medregion_studies(folder):
+        return [{"split": folder.name, "study_id": study.name} for study in medregion_studies(folder)]
     if folder.is_dir():
         return [{"split": NIFTI_SPLIT, "study_id": nifti_volume(folder).name.split(".")[0]}]
     raise ValueError(
@@ -76,18 +87,34 @@ def list_studies(folder: Path) -> list[dict[str, str]]:
     )
 
 
-class PlainVolume:
-    """A volume without region masks, read as ``_RasStudy`` reads a ``CachedStudy`` (the whole volume is its crop)."""
+def is_medregion_folder(folder: Path) -> bool:
+    from reg2rg.medregion.sources import REGION_FOLDER
 
-    def __init__(self, volume: np.ndarray, affine: np.ndarray):
+    return (folder / MEDREGION_VOLUME).is_file() and (folder / REGION_FOLDER).is_dir()
+
+
+def medregion_studies(folder: Path) -> list[Path]:
+    """The MedRegion-CT study folders directly inside ``folder`` (e.g. a testbed split), by name."""
+    return sorted(p for p in folder.iterdir() if p.is_dir() and is_medregion_folder(p)) if folder.is_dir() else []
+
+
+class PlainVolume:
+    """A volume and, optionally, full-size region masks, read as ``_RasStudy`` reads a ``CachedStudy`` (the whole
+    volume is its crop)."""
+
+    def __init__(self, volume: np.ndarray, affine: np.ndarray, masks: dict[str, np.ndarray] | None = None):
         self.volume = volume  # (X, Y, Z) int16 HU
+        self.masks = masks or {}  # region -> bool (X, Y, Z)
         self.crop_shape = volume.shape
         self.meta = {
             "affine": np.asarray(affine).tolist(),
             "source_shape": list(volume.shape),
             "box": [[0, n] for n in volume.shape],
-            "regions": {},
+            "regions": {region: {"mask_box": [[0, n] for n in volume.shape]} for region in self.masks},
         }
+
+    def mask(self, region: str) -> np.ndarray:
+        return self.masks[region]
 
     def close(self) -> None:
         pass
@@ -102,6 +129,7 @@ class OpenedStudy:
     data: Any  # a CachedStudy or PlainVolume
     sample: dict | None  # the model input for generation (None: no region masks)
     reference: dict[str, str] = field(default_factory=dict)  # region -> reference report, where the data has one
+    family: str = "reg2rg"  # the model family the sample is made for
 
     def __post_init__(self):
         self.ras = _RasStudy(self.data)
@@ -181,6 +209,23 @@ def open_nifti_folder(folder: Path, work_dir: Path, checkpoint: Path | None, max
         study.close()
         raise
     return OpenedStudy(study_id, folder, study, sample)
+
+
+def open_medregion_folder(folder: Path, encoder: EncoderSettings | None) -> OpenedStudy:
+    """A MedRegion-CT study folder with its region masks; with ``encoder`` (a MedRegion-CT report model's), its
+    sample. Bad files raise ``StudyError`` naming the file and the problem."""
+    from reg2rg.medregion.inference import study_sample
+    from reg2rg.medregion.regions import REGIONS
+    from reg2rg.medregion.sources import read_study_folder
+
+    study = read_study_folder(folder)
+    hu = np.clip(np.rint(study.volume.array), -32768, 32767).astype(np.int16)
+    masks = {r: m for r, m in zip(REGIONS, study.region_masks) if m is not None and m.any()}
+    sample = study_sample(study, encoder) if encoder is not None and masks else None
+    reference = {r: text for r, text in study.region_reports.items() if r in masks}
+    return OpenedStudy(
+        study.study_id, folder, PlainVolume(hu, study.volume.affine, masks), sample, reference, MEDREGION
+    )
 
 
 def _trained_preprocessing(checkpoint: Path | None):
