@@ -31,6 +31,7 @@ from reg2rg.web.studies import (
     MASK_FOLDER,
     MEDREGION,
     NIFTI_SUFFIXES,
+    REG2RG,
     DataRoots,
     OpenedStudy,
     PathRefused,
@@ -261,7 +262,7 @@ def create_app(settings: ServeSettings, lesion_sessions: SessionFactory | None =
                 400, "no report model: start the server with checkpoint=<a Reg2RG or MedRegion-CT checkpoint>"
             )
         if opened.family != generator.family:
-            names = {"reg2rg": "Reg2RG", MEDREGION: "MedRegion-CT"}
+            names = {REG2RG: "Reg2RG", MEDREGION: "MedRegion-CT"}
             raise HTTPException(
                 400,
                 f"{opened.study_id} is laid out for {names[opened.family]}, but the report model is "

@@ -16,7 +16,7 @@ from typing import Any
 
 from reg2rg.visualize.grounding import ground_reports
 from reg2rg.visualize.palette import region_colour
-from reg2rg.web.studies import MEDREGION
+from reg2rg.web.studies import MEDREGION, REG2RG
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ class ReportGenerator:
 
         self.checkpoint = checkpoint
         self.encoder = encoder_settings(checkpoint)
-        self.family = "reg2rg" if self.encoder is None else MEDREGION
+        self.family = REG2RG if self.encoder is None else MEDREGION
         self.device = device
         self.max_new_tokens = max_new_tokens
         self.jobs: dict[str, GenerationJob] = {}

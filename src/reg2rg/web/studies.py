@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MASK_FOLDER = "masks"  # a NIfTI study folder's region masks: masks/<region>.nii.gz
 NIFTI_SPLIT = "study"  # the split name a NIfTI study folder is listed under
-MEDREGION = "medregion"  # OpenedStudy.family of a study opened for MedRegion-CT
+REG2RG, MEDREGION = "reg2rg", "medregion"  # OpenedStudy.family: the model family a study's sample is made for
 MEDREGION_VOLUME = "volume.nii.gz"  # a MedRegion-CT study folder's volume, beside regions/ and masks/
 
 
@@ -78,8 +78,9 @@ def list_studies(folder: Path) -> list[dict[str, str]]:
         ]
     if is_medregion_folder(folder):
         return [{"split": NIFTI_SPLIT, "study_id": folder.name}]
-    if medregion_studies(folder):
-        return [{"split": folder.name, "study_id": study.name} for study in medregion_studies(folder)]
+    medregion = medregion_studies(folder)
+    if medregion:
+        return [{"split": folder.name, "study_id": study.name} for study in medregion]
     if folder.is_dir():
         return [{"split": NIFTI_SPLIT, "study_id": nifti_volume(folder).name.split(".")[0]}]
     raise ValueError(
@@ -129,7 +130,7 @@ class OpenedStudy:
     data: Any  # a CachedStudy or PlainVolume
     sample: dict | None  # the model input for generation (None: no region masks)
     reference: dict[str, str] = field(default_factory=dict)  # region -> reference report, where the data has one
-    family: str = "reg2rg"  # the model family the sample is made for
+    family: str = REG2RG  # the model family the sample is made for
 
     def __post_init__(self):
         self.ras = _RasStudy(self.data)
